@@ -1,0 +1,115 @@
+"""Every setting Weir reads, from `WEIR_*` environment variables (or a `.env` file).
+
+The README's settings table is generated from this class (`python -m weir.core.config`), so
+the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StreamBackend(StrEnum):
+    KAFKA = "kafka"
+    LOCAL = "local"
+
+
+class StoreBackend(StrEnum):
+    CLICKHOUSE = "clickhouse"
+    CHDB = "chdb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEIR_", env_file=".env", extra="ignore")
+
+    # --- which parts run -------------------------------------------------------------------
+    stream_backend: StreamBackend = Field(
+        StreamBackend.KAFKA, description="Event log: `kafka` or `local` (in-process, on disk)."
+    )
+    store_backend: StoreBackend = Field(
+        StoreBackend.CLICKHOUSE, description="Store: `clickhouse` (server, HTTP) or `chdb`."
+    )
+    data_dir: Path = Field(
+        Path(".weir-data"), description="Embedded default: where chDB and the local log keep data."
+    )
+
+    # --- HTTP ------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="API listen address.")
+    port: int = Field(8080, description="API listen port.")
+    metrics_port: int = Field(9100, description="Prometheus metrics port (0 disables it).")
+
+    # --- Kafka -----------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_topic: str = Field("weir.events", description="Topic the API produces events to.")
+    kafka_dlq_topic: str = Field("weir.events.dlq", description="Dead-letter topic.")
+    kafka_consumer_group: str = Field("weir-consumer", description="Consumer group id.")
+    kafka_auto_offset_reset: str = Field(
+        "earliest", description="Where a new consumer group starts: `earliest` or `latest`."
+    )
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="e.g. SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+
+    # --- producer (API) --------------------------------------------------------------------
+    produce_timeout_seconds: float = Field(
+        2.0, description="Longest an accept waits for the broker's ack before answering 503."
+    )
+    producer_linger_ms: int = Field(5, description="Producer linger: batches concurrent requests.")
+    producer_max_pending: int = Field(
+        20000, description="Events awaiting broker ack beyond which the API answers 503."
+    )
+    retry_after_seconds: int = Field(1, description="`Retry-After` sent with a 503.")
+
+    # --- validation limits -----------------------------------------------------------------
+    max_event_bytes: int = Field(32 * 1024, description="Largest body of POST /events (413).")
+    max_batch_events: int = Field(1000, description="Most events in one POST /events/batch.")
+    max_batch_bytes: int = Field(1024 * 1024, description="Largest uncompressed batch body (413).")
+    timestamp_max_skew_seconds: int = Field(
+        60, description="How far in the future an event timestamp may be."
+    )
+    timestamp_max_age_seconds: int = Field(
+        30 * 86400, description="How old an event timestamp may be."
+    )
+
+    # --- ClickHouse ------------------------------------------------------------------------
+    clickhouse_url: str = Field("http://127.0.0.1:8123", description="ClickHouse HTTP URL.")
+    clickhouse_user: str = Field("default", description="ClickHouse user.")
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="ClickHouse password.")
+    clickhouse_database: str = Field("weir", description="Database holding Weir's tables.")
+    clickhouse_cluster: str | None = Field(
+        None, description="Cluster name: replicated + Distributed tables `ON CLUSTER` when set."
+    )
+    table: str = Field("events", description="Raw events table (rollups are named after it).")
+    ttl_days: int = Field(395, description="Raw and rollup retention in days (0 keeps forever).")
+
+    # --- consumer --------------------------------------------------------------------------
+    batch_max_events: int = Field(20000, description="Consumer flushes at this many events...")
+    batch_max_bytes: int = Field(16 * 1024 * 1024, description="...or this many bytes...")
+    batch_max_seconds: float = Field(1.0, description="...or when the oldest is this old.")
+    insert_backoff_max_seconds: float = Field(
+        30.0, description="Cap of the exponential backoff while ClickHouse is unavailable."
+    )
+    dlq_max_ratio: float = Field(
+        0.5, description="Consumer stops when dead letters exceed this share of a batch."
+    )
+    dlq_min_batch: int = Field(100, description="Batch size from which the DLQ guard applies.")
+
+    # --- operations ------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Logging level.")
+    log_format: str = Field("json", description="`json` (one object per line) or `text`.")
+    shutdown_grace_seconds: float = Field(
+        20.0, description="Longest a SIGTERM'd process spends flushing before it exits."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
