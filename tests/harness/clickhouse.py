@@ -1,0 +1,1 @@
+"""Fixtures for the ClickHouse engine: chDB in-process and behind its HTTP interface."""

@@ -1,0 +1,1 @@
+"""Fixtures for a real single-node Kafka broker (scripts/kafka.sh)."""
