@@ -1,0 +1,65 @@
+"""The FastAPI application: wiring of routes, error handlers and the parts' lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from fastapi_offline import FastAPIOffline
+
+from weir.api.errors import install_error_handlers
+from weir.api.ingest import HeaderHook, Ingestor
+from weir.api.routes import events, health, metrics
+from weir.core.config import Settings
+from weir.store import make_store
+from weir.store.base import Store
+from weir.store.schema import TableSpec, migrate
+from weir.stream import make_producer
+from weir.stream.base import Producer
+
+
+def create_app(
+    settings: Settings,
+    producer: Producer | None = None,
+    store: Store | None = None,
+    extra_headers: HeaderHook | None = None,
+) -> FastAPI:
+    """Build the app. Parts passed in are owned by the caller (e.g. `weir dev`); parts left out
+    are built from the settings, started with the app and stopped (producer flushed) on shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as owned:
+            the_producer = producer
+            if the_producer is None:
+                the_producer = make_producer(settings)
+                await the_producer.start()
+                owned.push_async_callback(the_producer.stop)
+            the_store = store
+            if the_store is None:
+                the_store = make_store(settings)
+                owned.push_async_callback(the_store.close)
+            spec = TableSpec.from_settings(settings)
+            if store is None:
+                await migrate(the_store, spec)
+            app.state.settings = settings
+            app.state.store = the_store
+            app.state.table_spec = spec
+            app.state.ingestor = Ingestor(the_producer, settings, extra_headers)
+            yield
+
+    app = FastAPIOffline(
+        title="Weir",
+        summary="Event ingestion and metrics: HTTP -> Kafka -> ClickHouse.",
+        version="0.1.0",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(events.router)
+    app.include_router(metrics.router)
+    app.include_router(health.router)
+    return app

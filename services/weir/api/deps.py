@@ -1,0 +1,38 @@
+"""Dependencies injected into routes; the app's lifespan puts them on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from weir.api.ingest import Ingestor
+from weir.core.config import Settings
+from weir.store.base import Store
+from weir.store.schema import TableSpec
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _ingestor(request: Request) -> Ingestor:
+    ingestor: Ingestor = request.app.state.ingestor
+    return ingestor
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _table_spec(request: Request) -> TableSpec:
+    spec: TableSpec = request.app.state.table_spec
+    return spec
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
+StoreDep = Annotated[Store, Depends(_store)]
+TableSpecDep = Annotated[TableSpec, Depends(_table_spec)]

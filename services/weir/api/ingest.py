@@ -1,0 +1,65 @@
+"""Accepting events: validate, give each its identity, make it durable on the stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from weir.api.errors import ApiError
+from weir.core.config import Settings
+from weir.core.event import SCHEMA_VERSION, StoredEvent, TimeWindow, validate_event
+from weir.stream.base import Message, Producer, StreamError
+
+HeaderHook = Callable[[StoredEvent], Sequence[tuple[str, bytes]]]
+
+
+@dataclass(frozen=True)
+class Ingestor:
+    """Turns validated payloads into stream messages and waits for the broker's acknowledgement."""
+
+    producer: Producer
+    settings: Settings
+    extra_headers: HeaderHook | None = None
+
+    def window(self) -> TimeWindow:
+        return TimeWindow(
+            now=int(time.time()),
+            max_skew_seconds=self.settings.timestamp_max_skew_seconds,
+            max_age_seconds=self.settings.timestamp_max_age_seconds,
+        )
+
+    @staticmethod
+    def prepare(payload: object, window: TimeWindow, received_at_ms: int) -> StoredEvent:
+        """Validate one payload (raises InvalidEvent) and fix its identity."""
+        event = validate_event(payload, window)
+        return StoredEvent(event.identity(), event, received_at_ms)
+
+    async def publish(self, events: Sequence[StoredEvent]) -> None:
+        """Return only once every event is acknowledged by the stream; else raise a 503."""
+        messages = [self._message(event) for event in events]
+        try:
+            await self.producer.send(
+                self.settings.kafka_topic, messages, timeout=self.settings.produce_timeout_seconds
+            )
+        except StreamError as error:
+            raise ApiError(
+                503,
+                f"kafka: events not stored, retry later ({error})",
+                headers={"Retry-After": str(self.settings.retry_after_seconds)},
+            ) from None
+
+    def _message(self, event: StoredEvent) -> Message:
+        key = event.event_id.encode()
+        headers = [
+            ("content-type", b"application/json"),
+            ("weir-schema", SCHEMA_VERSION),
+            ("event-id", key),
+        ]
+        if self.extra_headers is not None:
+            headers.extend(self.extra_headers(event))
+        return Message(key=key, value=event.encode(), headers=tuple(headers))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

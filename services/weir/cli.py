@@ -1,0 +1,80 @@
+"""`weir <command>`: one entry point for every deployable (one image, several commands)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from weir.core.config import Settings, get_settings
+
+
+def _api(settings: Settings) -> None:
+    import uvicorn
+
+    from weir.api import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+
+
+def _consumer(settings: Settings) -> None:
+    from weir.consumer.runner import run_consumer
+
+    asyncio.run(run_consumer(settings))
+
+
+def _dev(settings: Settings) -> None:
+    from weir.embedded import run_embedded
+
+    run_embedded(settings)
+
+
+def _migrate(settings: Settings) -> None:
+    from weir.store.tools import migrate_command
+
+    asyncio.run(migrate_command(settings))
+
+
+def _replay_dlq(settings: Settings) -> None:
+    from weir.consumer.replay import replay_dead_letters
+
+    asyncio.run(replay_dead_letters(settings))
+
+
+def _operator(_: Settings) -> None:
+    from weir_operator.cli import main as operator_main
+
+    operator_main(sys.argv[2:])
+
+
+COMMANDS = {
+    "api": (_api, "serve the ingestion and metrics API (Kafka + ClickHouse)"),
+    "consumer": (_consumer, "consume events from Kafka into ClickHouse"),
+    "dev": (_dev, "embedded default: API + in-process log + consumer + chDB in one process"),
+    "migrate": (_migrate, "create or migrate the ClickHouse schema and the topics, then exit"),
+    "replay-dlq": (_replay_dlq, "re-publish dead letters to the events topic"),
+    "operator": (_operator, "run the kopf operator for Topic and Table resources"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="weir", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=name != "operator")
+    args, _unknown = parser.parse_known_args(argv)
+    from weir.observability.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings)
+    COMMANDS[args.command][0](settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Logs, traces and Prometheus metrics shared by every deployable."""
