@@ -24,7 +24,7 @@ def _api(settings: Settings) -> None:
 
 
 def _consumer(settings: Settings) -> None:
-    from weir.consumer.runner import run_consumer
+    from weir.consumer.service import run_consumer
 
     asyncio.run(run_consumer(settings))
 

@@ -1,0 +1,4 @@
+"""The consumer: stream records -> decode -> batch -> dedupe -> insert -> commit.
+
+One module per step; `runner.ConsumerLoop` strings them together.
+"""

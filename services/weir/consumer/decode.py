@@ -1,0 +1,41 @@
+"""Step 1: a stream record becomes a stored event, or a dead letter with the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from weir.core.event import InvalidEvent, StoredEvent
+from weir.stream.base import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    record: Record
+    event: StoredEvent
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: Record
+    reason: str
+
+
+def decode(record: Record) -> Decoded | DeadLetter:
+    try:
+        event = StoredEvent.decode(record.value)
+    except InvalidEvent as error:
+        return DeadLetter(record, str(error))
+    if record.key is not None and record.key != event.event_id.encode():
+        return DeadLetter(record, "key: does not match the event_id in the value")
+    return Decoded(record, event, trace_id_of(record.headers))
+
+
+def trace_id_of(headers: tuple[tuple[str, bytes], ...]) -> str:
+    """The W3C trace id carried by the `traceparent` header, or "" when there is none."""
+    for name, value in headers:
+        if name == "traceparent":
+            parts = value.decode("ascii", "replace").split("-")
+            if len(parts) == 4 and len(parts[1]) == 32:
+                return parts[1]
+    return ""

@@ -1,0 +1,67 @@
+"""Step 4: insert a batch once, columnar, retrying with backoff until it is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from weir.consumer.decode import Decoded
+from weir.store import queries
+from weir.store.base import Store
+from weir.store.schema import TableSpec
+
+log = logging.getLogger(__name__)
+
+
+def to_columns(events: Sequence[Decoded]) -> dict[str, list[Any]]:
+    """The raw table's columns for these events (insert_time is the table's default)."""
+    columns: dict[str, list[Any]] = {name: [] for name in queries.INSERT_COLUMNS}
+    for decoded in events:
+        event = decoded.event.event
+        columns["event_id"].append(decoded.event.event_id)
+        columns["event_name"].append(event.event_name)
+        columns["channel"].append(event.channel)
+        columns["campaign_id"].append(event.campaign_id or "")
+        columns["user_id"].append(event.user_id)
+        columns["timestamp"].append(event.timestamp)
+        columns["tags"].append(list(event.tags))
+        columns["metadata"].append(orjson.dumps(event.metadata).decode())
+        columns["received_at"].append(decoded.event.received_at_ms)
+        columns["trace_id"].append(decoded.trace_id)
+    return columns
+
+
+async def insert_until_stored(
+    store: Store,
+    spec: TableSpec,
+    events: Sequence[Decoded],
+    token: str,
+    max_backoff: float,
+    stopping: asyncio.Event,
+    give_up_after_stop: float,
+) -> bool:
+    """Insert with `insert_deduplication_token`; retry the same rows with the same token.
+
+    Returns False only when asked to stop and the store stayed unavailable for
+    `give_up_after_stop` seconds: the batch is then left uncommitted, so it is redelivered.
+    """
+    columns = to_columns(events)
+    delay = 0.1
+    stop_deadline: float | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await queries.insert_events(store, spec, columns, dedup_token=token)
+            return True
+        except Exception as error:  # any store failure: keep the batch, back off, retry
+            log.warning("insert failed, retrying", extra={"error": str(error), "retry_in": delay})
+        if stopping.is_set():
+            stop_deadline = stop_deadline or loop.time() + give_up_after_stop
+            if loop.time() >= stop_deadline:
+                return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_backoff)

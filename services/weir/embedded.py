@@ -1,0 +1,78 @@
+"""`weir dev`: the embedded default. API, in-process log, consumer loop and chDB in one process.
+
+Data lives under `WEIR_DATA_DIR` and survives restarts. Setting `WEIR_STREAM_BACKEND=kafka` or
+`WEIR_STORE_BACKEND=clickhouse` swaps either part for the real one; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from weir.api import create_app
+from weir.consumer.runner import ConsumerLoop
+from weir.core.config import Settings, StoreBackend, StreamBackend
+from weir.store import make_store
+from weir.store.schema import TableSpec, migrate
+from weir.stream import make_consumer, make_producer
+from weir.stream.base import Consumer, RebalanceCallback
+
+log = logging.getLogger(__name__)
+
+
+def embedded_settings(settings: Settings) -> Settings:
+    """The local backends, unless the environment chose a backend explicitly."""
+    chosen = settings.model_fields_set
+    changes: dict[str, object] = {}
+    if "stream_backend" not in chosen:
+        changes["stream_backend"] = StreamBackend.LOCAL
+    if "store_backend" not in chosen:
+        changes["store_backend"] = StoreBackend.CHDB
+    return settings.model_copy(update=changes)
+
+
+def run_embedded(settings: Settings) -> None:
+    asyncio.run(serve_embedded(embedded_settings(settings)))
+
+
+async def serve_embedded(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = make_store(settings)
+    spec = TableSpec.from_settings(settings)
+    await migrate(store, spec)
+    producer = make_producer(settings)
+    await producer.start()
+
+    def consumer_factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
+        return make_consumer(
+            settings,
+            topic=settings.kafka_topic,
+            group=settings.kafka_consumer_group,
+            on_revoked=on_revoked,
+            on_assigned=on_assigned,
+        )
+
+    consumer = ConsumerLoop(settings, store, spec, producer, consumer_factory)
+    consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
+    app = create_app(settings, producer=producer, store=store)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
+    )
+    log.info("weir dev serving", extra={"url": f"http://{settings.host}:{settings.port}"})
+    try:
+        await server.serve()
+    finally:
+        consumer.stop()
+        with contextlib.suppress(Exception):
+            await consumer_task
+        await producer.stop()
+        await store.close()

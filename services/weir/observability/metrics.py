@@ -1,0 +1,50 @@
+"""Prometheus metrics of every deployable, served on `WEIR_METRICS_PORT` (not the API's /metrics,
+which is the product's endpoint)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+
+# --- consumer --------------------------------------------------------------------------------
+BATCH_SIZE = Histogram(
+    "weir_consumer_batch_records",
+    "Records per flushed batch.",
+    buckets=(1, 10, 100, 1000, 5000, 10000, 20000, 50000),
+)
+FLUSH_SECONDS = Histogram(
+    "weir_consumer_flush_seconds", "Dedupe + insert + commit time.", buckets=LATENCY_BUCKETS
+)
+ROWS_INSERTED = Counter("weir_consumer_rows_inserted_total", "Events inserted into ClickHouse.")
+DUPLICATES = Counter("weir_consumer_duplicates_total", "Events dropped as already stored.")
+DEAD_LETTERS = Counter("weir_consumer_dead_letters_total", "Messages sent to the dead-letter topic.")
+INSERT_ERRORS = Counter("weir_consumer_insert_errors_total", "Failed insert attempts (retried).")
+LAG = Gauge("weir_consumer_lag", "Messages behind the end of the partition.", ["partition"])
+END_TO_END = Histogram(
+    "weir_consumer_end_to_end_seconds",
+    "From the API's receive time to the row being stored.",
+    buckets=E2E_BUCKETS,
+)
+
+
+def observe_flush(
+    records: int,
+    inserted: int,
+    duplicates: int,
+    dead: int,
+    seconds: float,
+    received_at_ms: Sequence[int],
+) -> None:
+    BATCH_SIZE.observe(records)
+    FLUSH_SECONDS.observe(seconds)
+    ROWS_INSERTED.inc(inserted)
+    DUPLICATES.inc(duplicates)
+    DEAD_LETTERS.inc(dead)
+    now_ms = time.time() * 1000
+    for received in received_at_ms:
+        END_TO_END.observe(max(0.0, (now_ms - received) / 1000))
