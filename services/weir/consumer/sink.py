@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ def to_columns(events: Sequence[Decoded]) -> dict[str, list[Any]]:
         columns["timestamp"].append(event.timestamp)
         columns["tags"].append(list(event.tags))
         columns["metadata"].append(orjson.dumps(event.metadata).decode())
-        columns["received_at"].append(decoded.event.received_at_ms)
+        columns["received_at"].append(datetime.fromtimestamp(decoded.event.received_at_ms / 1000, UTC))
         columns["trace_id"].append(decoded.trace_id)
     return columns
 

@@ -113,3 +113,22 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_table() -> str:
+    """The README's settings table, generated so that it cannot drift from this class."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            shown = '""' if not default.get_secret_value() else "(set)"
+        elif default is None:
+            shown = "unset"
+        else:
+            shown = f"`{getattr(default, 'value', default)}`"
+        rows.append(f"| `WEIR_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,48 @@
+"""In-memory stand-ins for unit tests of the API's HTTP logic. Integration tests use real Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from weir.stream.base import Delivery, Message, StreamError
+
+
+class RecordingProducer:
+    """Acknowledges every send at once (or fails it) and remembers what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Message]] = []
+        self.failure: StreamError | None = None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(
+        self, topic: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> list[Delivery]:
+        if self.failure is not None:
+            raise self.failure
+        start = len(self.sent)
+        self.sent.extend((topic, m) for m in messages)
+        return [Delivery(topic, 0, start + i) for i in range(len(messages))]
+
+    async def ping(self, timeout: float | None = None, topic: str | None = None) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+
+class IdleStore:
+    """Answers pings only: the event routes never touch the store."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+
+    async def ping(self) -> None:
+        if not self.healthy:
+            raise ConnectionError("connection refused")
+
+    async def close(self) -> None:
+        return None

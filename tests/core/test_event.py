@@ -1,0 +1,123 @@
+"""Every validation rule of an event, and its error message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from weir.core.event import EventIn, InvalidEvent, StoredEvent, TimeWindow, validate_event
+
+NOW = 1_800_000_000
+WINDOW = TimeWindow(now=NOW, max_skew_seconds=60, max_age_seconds=30 * 86400)
+
+
+def event(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event_name": "signup",
+        "channel": "web",
+        "user_id": "u1",
+        "timestamp": NOW,
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def error_of(payload: object) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(payload, WINDOW)
+    return str(caught.value)
+
+
+def test_a_valid_event_passes_with_defaults() -> None:
+    valid = validate_event(event(), WINDOW)
+    assert valid.tags == [] and valid.metadata == {} and valid.campaign_id is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"event_name": ...}, "event_name: is required"),
+        ({"event_name": ""}, "event_name: string should have at least 1 character"),
+        ({"event_name": "x" * 129}, "event_name: string should have at most 128 characters"),
+        ({"event_name": 5}, "event_name: input should be a valid string"),
+        ({"user_id": ...}, "user_id: is required"),
+        ({"user_id": ""}, "user_id: string should have at least 1 character"),
+        ({"user_id": "u" * 129}, "user_id: string should have at most 128 characters"),
+        ({"timestamp": ...}, "timestamp: is required"),
+        ({"timestamp": 0}, "timestamp: input should be greater than 0"),
+        ({"timestamp": -5}, "timestamp: input should be greater than 0"),
+        ({"timestamp": "1800000000"}, "timestamp: input should be a valid integer"),
+        ({"timestamp": 1.5}, "timestamp: input should be a valid integer"),
+        ({"timestamp": True}, "timestamp: input should be a valid integer"),
+        ({"timestamp": NOW + 61}, "timestamp: must not be more than 60 s in the future"),
+        ({"timestamp": NOW - 30 * 86400 - 1}, "timestamp: must not be older than 2592000 s"),
+        ({"channel": ...}, "channel: is required"),
+        ({"channel": "tv"}, "channel: input should be 'web', 'mobile', 'api', 'email' or 'push'"),
+        ({"campaign_id": 7}, "campaign_id: input should be a valid string"),
+        ({"tags": ["t"] * 21}, "tags: list should have at most 20 items"),
+        ({"tags": ["x" * 101]}, "tags.0: string should have at most 100 characters"),
+        ({"tags": [1]}, "tags.0: input should be a valid string"),
+        ({"tags": "a"}, "tags: input should be a valid list"),
+        ({"metadata": [1]}, "metadata: input should be a valid dictionary"),
+        ({"event_id": ""}, "event_id: string should have at least 1 character"),
+        ({"event_id": "e" * 129}, "event_id: string should have at most 128 characters"),
+        ({"colour": "red"}, "colour: is not a known field (allowed: event_name"),
+    ],
+)
+def test_each_rule_names_the_field_and_the_rule(changes: dict[str, Any], message: str) -> None:
+    assert message in error_of(event(**changes))
+
+
+def test_the_window_edges_are_inclusive() -> None:
+    validate_event(event(timestamp=NOW + 60), WINDOW)
+    validate_event(event(timestamp=NOW - 30 * 86400), WINDOW)
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"), [([], "an array"), ("x", "a string"), (3, "a number"), (None, "null")]
+)
+def test_non_object_bodies_are_rejected(payload: object, kind: str) -> None:
+    assert error_of(payload) == f"body: must be a JSON object, got {kind}"
+
+
+def test_several_errors_are_reported_together() -> None:
+    message = error_of({"channel": "tv"})
+    for field in ("event_name", "user_id", "timestamp", "channel"):
+        assert f"{field}:" in message
+
+
+def test_identity_is_deterministic_and_content_sensitive() -> None:
+    first = validate_event(event(metadata={"a": 1, "b": 2}), WINDOW).identity()
+    reordered = validate_event(event(metadata={"b": 2, "a": 1}), WINDOW).identity()
+    explicit_defaults = validate_event(event(metadata={"a": 1, "b": 2}, tags=[]), WINDOW)
+    assert first == reordered == explicit_defaults.identity()
+    for change in ({"user_id": "u2"}, {"timestamp": NOW - 1}, {"tags": ["x"]}, {"channel": "api"}):
+        body = event(metadata={"a": 1, "b": 2}) | change
+        assert validate_event(body, WINDOW).identity() != first
+
+
+def test_a_client_event_id_is_the_identity() -> None:
+    assert validate_event(event(event_id="order-1"), WINDOW).identity() == "order-1"
+
+
+def test_stored_event_round_trips_and_skips_the_time_window() -> None:
+    old = EventIn.model_validate(event(timestamp=1000))
+    stored = StoredEvent(old.identity(), old, received_at_ms=123)
+    decoded = StoredEvent.decode(stored.encode())
+    assert decoded.event_id == stored.event_id
+    assert decoded.received_at_ms == 123
+    assert decoded.event.model_dump(exclude={"event_id"}) == old.model_dump(exclude={"event_id"})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"{nope", "value: not JSON"),
+        (b"[1]", "value: not a JSON object"),
+        (b'{"event_name":"a"}', "received_at: must be an integer"),
+    ],
+)
+def test_undecodable_stream_values_are_explained(value: bytes, message: str) -> None:
+    with pytest.raises(InvalidEvent, match=message):
+        StoredEvent.decode(value)
