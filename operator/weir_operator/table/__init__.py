@@ -1,0 +1,1 @@
+"""Table custom resource: ClickHouse tables reconciled through weir.store.schema."""
