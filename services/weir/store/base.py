@@ -1,0 +1,73 @@
+"""The `Store` protocol both ClickHouse backends implement, its errors and the factory.
+
+Deliberately small: the schema and query modules are written against these five calls only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from weir.core.config import Settings, StoreBackend
+
+# Query settings (e.g. insert_deduplication_token) and `{name:Type}` parameter values.
+SettingsMap = Mapping[str, str | int | float | bool]
+Parameters = Mapping[str, Any]
+
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+
+
+class StoreError(Exception):
+    """ClickHouse rejected a statement; `code` is ClickHouse's error code when known."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code if code is not None else error_code(message)
+
+
+class StoreUnavailable(StoreError):
+    """The engine could not be reached: retrying later may succeed."""
+
+
+def error_code(message: str) -> int | None:
+    match = _ERROR_CODE.search(message)
+    return int(match.group(1)) if match else None
+
+
+class Store(Protocol):
+    """Async access to one ClickHouse engine. Blocking work runs in a worker thread.
+
+    `insert` takes column-oriented data: `data[i]` holds every value of `columns[i]`.
+    Values: str, int, float, bool, list[str] for Array(String); DateTime columns take int unix
+    seconds or aware datetimes, DateTime64 columns take aware datetimes.
+    """
+
+    async def command(self, sql: str, settings: SettingsMap | None = None) -> None: ...
+
+    async def query_rows(
+        self, sql: str, parameters: Parameters | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+    async def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        data: Sequence[Sequence[Any]],
+        settings: SettingsMap | None = None,
+    ) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def make_store(settings: Settings) -> Store:
+    """The backend `settings.store_backend` names: chDB in-process or a ClickHouse server."""
+    if settings.store_backend == StoreBackend.CHDB:
+        from weir.store.chdb import ChdbStore
+
+        return ChdbStore(settings.data_dir / "chdb")
+    from weir.store.server import ServerStore
+
+    return ServerStore.from_settings(settings)

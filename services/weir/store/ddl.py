@@ -1,0 +1,180 @@
+"""Every CREATE/ALTER/DROP statement Weir runs, generated from a `TableSpec`.
+
+Single node: the raw table is a ReplacingMergeTree, each rollup an AggregatingMergeTree fed by a
+materialized view. Cluster (`spec.cluster`): the same tables become Replicated* `<name>_local`
+tables `ON CLUSTER`, with a Distributed table under the logical `<name>` in front of each.
+"""
+
+from __future__ import annotations
+
+from weir.store.spec import EVENT_COLUMNS, ExtraColumn, Rollup, TableSpec, local_name, view_name
+
+# Lets `insert_deduplication_token` deduplicate retried inserts on non-replicated tables.
+DEDUP_WINDOW = 1000
+BLOOM_INDEX = "event_id_bloom"
+_BASE_DIMENSION_TYPES = {"channel": "LowCardinality(String)", "campaign_id": "String"}
+
+
+def extraction_expr(column: ExtraColumn) -> str:
+    keys = ", ".join(f"'{key}'" for key in column.path.split("."))
+    return f"JSONExtract(metadata, {keys}, '{column.type}')"
+
+
+def dimension_type(spec: TableSpec, dimension: str) -> str:
+    for column in spec.extra_columns:
+        if column.name == dimension:
+            return column.type
+    return _BASE_DIMENSION_TYPES[dimension]
+
+
+def bucket_expr(rollup: Rollup) -> str:
+    return "toStartOfHour(timestamp)" if rollup.granularity == "hour" else "toStartOfDay(timestamp)"
+
+
+def _on_cluster(spec: TableSpec) -> str:
+    return f" ON CLUSTER '{spec.cluster}'" if spec.cluster else ""
+
+
+def physical(spec: TableSpec, name: str) -> str:
+    """The table that holds the rows: `name` on a single node, `name_local` on a cluster."""
+    return local_name(name) if spec.cluster else name
+
+
+def _engine(spec: TableSpec, kind: str, name: str) -> str:
+    if not spec.cluster:
+        return f"{kind}MergeTree"
+    path = "/clickhouse/tables/{shard}/{database}/{table}"
+    return f"Replicated{kind}MergeTree('{path}', '{{replica}}')"
+
+
+def _settings(spec: TableSpec) -> str:
+    # Replicated tables deduplicate through Keeper; the setting is for single-node tables.
+    return (
+        "" if spec.cluster else f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+    )
+
+
+def ttl_clause(ttl_column: str, ttl_days: int) -> str:
+    return f"\nTTL {ttl_column} + INTERVAL {ttl_days} DAY" if ttl_days > 0 else ""
+
+
+def create_database(spec: TableSpec) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS {spec.database}{_on_cluster(spec)}"
+
+
+def _distributed(spec: TableSpec, name: str, sharding_key: str) -> str:
+    db, local = spec.database, local_name(name)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {db}.{name}{_on_cluster(spec)} AS {db}.{local}\n"
+        f"ENGINE = Distributed('{spec.cluster}', '{db}', '{local}', {sharding_key})"
+    )
+
+
+def extra_column_def(column: ExtraColumn) -> str:
+    return f"{column.name} {column.type} MATERIALIZED {extraction_expr(column)}"
+
+
+def create_raw(spec: TableSpec) -> list[str]:
+    columns = [f"{name} {type_}" for name, type_ in EVENT_COLUMNS]
+    columns.append("inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)")
+    columns += [extra_column_def(column) for column in spec.extra_columns]
+    columns.append(f"INDEX {BLOOM_INDEX} event_id TYPE bloom_filter(0.01) GRANULARITY 1")
+    body = ",\n  ".join(columns)
+    name = physical(spec, spec.table)
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {spec.database}.{name}{_on_cluster(spec)} (\n  {body}\n)\n"
+        f"ENGINE = {_engine(spec, 'Replacing', name)}\n"
+        "PARTITION BY toYYYYMM(timestamp)\nORDER BY (event_name, timestamp, event_id)"
+        f"{ttl_clause('timestamp', spec.ttl_days)}{_settings(spec)}"
+    ]
+    if (
+        spec.cluster
+    ):  # one event's copies hash to one shard, so the shard's replacing merge sees them
+        statements.append(_distributed(spec, spec.table, "cityHash64(event_id)"))
+    return statements
+
+
+def create_rollup_table(spec: TableSpec, rollup: Rollup) -> list[str]:
+    table = rollup.table_name(spec.table)
+    dims = [f"{d} {dimension_type(spec, d)}" for d in rollup.dimensions]
+    columns = ["event_name LowCardinality(String)", *dims, "bucket DateTime('UTC')"]
+    columns += ["total AggregateFunction(count)", "users AggregateFunction(uniqExact, String)"]
+    body = ",\n  ".join(columns)
+    key = ", ".join(["event_name", "bucket", *rollup.dimensions])
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {spec.database}.{physical(spec, table)}{_on_cluster(spec)} "
+        f"(\n  {body}\n)\nENGINE = {_engine(spec, 'Aggregating', table)}\n"
+        f"PARTITION BY toYYYYMM(bucket)\nORDER BY ({key})"
+        f"{ttl_clause('bucket', spec.ttl_days)}{_settings(spec)}"
+    ]
+    if spec.cluster:
+        statements.append(_distributed(spec, table, "cityHash64(event_name)"))
+    return statements
+
+
+def rollup_select(spec: TableSpec, rollup: Rollup) -> str:
+    keys = ", ".join(["event_name", *rollup.dimensions])
+    return (
+        f"SELECT {keys}, {bucket_expr(rollup)} AS bucket, countState() AS total, "
+        f"uniqExactState(user_id) AS users\n"
+        f"FROM {spec.database}.{physical(spec, spec.table)}"
+    )
+
+
+def create_rollup_view(spec: TableSpec, rollup: Rollup) -> str:
+    table = rollup.table_name(spec.table)
+    keys = ", ".join(["event_name", *rollup.dimensions, "bucket"])
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {spec.database}.{view_name(table)}"
+        f"{_on_cluster(spec)} TO {spec.database}.{physical(spec, table)} AS\n"
+        f"{rollup_select(spec, rollup)}\nGROUP BY {keys}"
+    )
+
+
+def backfill_rollup(spec: TableSpec, rollup: Rollup) -> str:
+    """Fill a rollup added to a live table with the rows its view did not see.
+
+    Rows inserted before the view existed are those with `inserted_at` before the view's
+    creation time (second precision: inserts in flight during that second can be missed).
+    """
+    table = rollup.table_name(spec.table)
+    keys = ", ".join(["event_name", *rollup.dimensions, "bucket"])
+    created = (
+        "(SELECT max(metadata_modification_time) FROM system.tables "
+        f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
+    )
+    return (
+        f"INSERT INTO {spec.database}.{physical(spec, table)}\n{rollup_select(spec, rollup)}\n"
+        f"WHERE inserted_at < {created}\nGROUP BY {keys}"
+    )
+
+
+def add_column(spec: TableSpec, column: ExtraColumn) -> list[str]:
+    names = [physical(spec, spec.table)] + ([spec.table] if spec.cluster else [])
+    return [
+        f"ALTER TABLE {spec.database}.{name}{_on_cluster(spec)} "
+        f"ADD COLUMN IF NOT EXISTS {extra_column_def(column)}"
+        for name in names
+    ]
+
+
+def modify_ttl(spec: TableSpec, table: str, ttl_column: str) -> str:
+    target = f"ALTER TABLE {spec.database}.{physical(spec, table)}{_on_cluster(spec)}"
+    if spec.ttl_days == 0:
+        return f"{target} REMOVE TTL"
+    return f"{target} MODIFY TTL {ttl_column} + INTERVAL {spec.ttl_days} DAY"
+
+
+def create_all(spec: TableSpec) -> list[str]:
+    statements = [create_database(spec), *create_raw(spec)]
+    for rollup in spec.rollups:
+        statements += [*create_rollup_table(spec, rollup), create_rollup_view(spec, rollup)]
+    return statements
+
+
+def drop_all(spec: TableSpec) -> list[str]:
+    """Views first (so no insert feeds a half-dropped rollup), then rollups, then raw."""
+    names = [view_name(r.table_name(spec.table)) for r in spec.rollups]
+    for table in [*(r.table_name(spec.table) for r in spec.rollups), spec.table]:
+        names += [table, local_name(table)] if spec.cluster else [table]
+    return [f"DROP TABLE IF EXISTS {spec.database}.{n}{_on_cluster(spec)} SYNC" for n in names]

@@ -1,0 +1,180 @@
+"""Bring a database in line with a `TableSpec`: create what is missing, apply additive changes,
+refuse destructive ones (with a reason each) — never execute them.
+
+`plan_migration` is pure (unit-testable); `migrate` reads what exists, plans and applies;
+`drop` removes everything a spec owns (the operator's deletionPolicy=Delete).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from weir.store import ddl
+from weir.store.base import Store
+from weir.store.spec import EVENT_COLUMNS, TableSpec, view_name
+
+_TTL_DAYS = re.compile(r"\bTTL\s+\w+\s*\+\s*toIntervalDay\((\d+)\)")
+_ROLLUP_TAIL = {"bucket", "total", "users"}
+
+
+@dataclass(frozen=True)
+class ExistingTable:
+    """A table as the server reports it: engine, ordered columns (name -> type), TTL in days."""
+
+    name: str
+    engine: str
+    columns: dict[str, str] = field(default_factory=dict)
+    ttl_days: int = 0
+
+
+@dataclass(frozen=True)
+class ExistingSchema:
+    database_exists: bool
+    tables: dict[str, ExistingTable] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`statements` to run in order; `refused` holds one human-readable reason per refusal."""
+
+    statements: tuple[str, ...]
+    refused: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What `migrate` ran (`applied`) and what it would not do (`refused`, with reasons)."""
+
+    applied: tuple[str, ...]
+    refused: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.refused
+
+
+def _cluster_mismatch(spec: TableSpec, existing: ExistingSchema) -> str | None:
+    raw = existing.tables.get(spec.table)
+    if raw is None:
+        return None
+    clustered = raw.engine == "Distributed"
+    if clustered == bool(spec.cluster):
+        return None
+    now = "a Distributed (cluster) table" if clustered else f"a single-node {raw.engine}"
+    want = f"cluster {spec.cluster!r}" if spec.cluster else "single node"
+    return f"{spec.database}.{spec.table} is {now}; moving it to {want} needs a manual migration"
+
+
+def _raw_changes(spec: TableSpec, raw: ExistingTable, out: list[str], refused: list[str]) -> None:
+    wanted = {name: type_ for name, type_ in EVENT_COLUMNS}
+    wanted["inserted_at"] = "DateTime64(3, 'UTC')"
+    wanted |= {c.name: c.type for c in spec.extra_columns}
+    have = {name: type_.replace(", ", ",") for name, type_ in raw.columns.items()}
+    for name, type_ in wanted.items():
+        if name not in have:
+            extra = next((c for c in spec.extra_columns if c.name == name), None)
+            if extra is None:
+                refused.append(f"column {name} of {raw.name} is missing; recreate the table")
+            else:
+                out.extend(ddl.add_column(spec, extra))
+        elif have[name] != type_.replace(", ", ","):
+            refused.append(f"column {name} is {have[name]}, spec says {type_}: retyping refused")
+    for name in have.keys() - wanted.keys():
+        refused.append(f"column {name} exists but is not in the spec: dropping it is refused")
+    if raw.ttl_days != spec.ttl_days:
+        out.append(ddl.modify_ttl(spec, spec.table, "timestamp"))
+
+
+def _rollup_changes(
+    spec: TableSpec, existing: ExistingSchema, raw_existed: bool, out: list[str], refused: list[str]
+) -> None:
+    for rollup in spec.rollups:
+        name = rollup.table_name(spec.table)
+        table = existing.tables.get(ddl.physical(spec, name))
+        if table is None:
+            out.extend(ddl.create_rollup_table(spec, rollup))
+            out.append(ddl.create_rollup_view(spec, rollup))
+            if raw_existed:
+                out.append(ddl.backfill_rollup(spec, rollup))
+            continue
+        dims = tuple(c for c in table.columns if c != "event_name" and c not in _ROLLUP_TAIL)
+        if dims != rollup.dimensions:
+            refused.append(f"rollup {name} has dimensions {dims}, not {rollup.dimensions}: refused")
+            continue
+        if spec.cluster and name not in existing.tables:
+            out.extend(ddl.create_rollup_table(spec, rollup)[1:])
+        if view_name(name) not in existing.tables:
+            out.append(ddl.create_rollup_view(spec, rollup))
+        if table.ttl_days != spec.ttl_days:
+            out.append(ddl.modify_ttl(spec, name, "bucket"))
+    wanted = {ddl.physical(spec, r.table_name(spec.table)) for r in spec.rollups}
+    pattern = re.compile(rf"^{re.escape(spec.table)}_(hour|day)_by_\w+?(_local)?$")
+    for name in sorted(existing.tables):
+        is_rollup = pattern.match(name) and not name.endswith("_mv")
+        # On a cluster the `_local` table stands for the rollup (its Distributed table follows it).
+        if is_rollup and name not in wanted and bool(spec.cluster) == name.endswith("_local"):
+            refused.append(f"rollup {name} is not in the spec: removing it is refused")
+
+
+def plan_migration(spec: TableSpec, existing: ExistingSchema) -> Plan:
+    """Statements turning `existing` into `spec`, and the changes refused as destructive."""
+    if not existing.database_exists:
+        return Plan(tuple(ddl.create_all(spec)), ())
+    mismatch = _cluster_mismatch(spec, existing)
+    if mismatch:
+        return Plan((), (mismatch,))
+    out: list[str] = []
+    refused: list[str] = []
+    raw = existing.tables.get(ddl.physical(spec, spec.table))
+    if raw is None:
+        out.extend(ddl.create_raw(spec))
+    else:
+        if spec.cluster and spec.table not in existing.tables:
+            out.extend(ddl.create_raw(spec)[1:])
+        _raw_changes(spec, raw, out, refused)
+    _rollup_changes(spec, existing, raw is not None, out, refused)
+    return Plan(tuple(out), tuple(refused))
+
+
+async def read_existing(store: Store, spec: TableSpec) -> ExistingSchema:
+    params = {"db": spec.database}
+    found = await store.query_rows(
+        "SELECT count() FROM system.databases WHERE name = {db:String}", params
+    )
+    if found[0][0] == 0:
+        return ExistingSchema(database_exists=False)
+    tables = await store.query_rows(
+        "SELECT name, engine, engine_full FROM system.tables WHERE database = {db:String}", params
+    )
+    columns = await store.query_rows(
+        "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
+        "ORDER BY table, position",
+        params,
+    )
+    by_table: dict[str, dict[str, str]] = {}
+    for table, name, type_ in columns:
+        by_table.setdefault(table, {})[name] = type_
+    result = {}
+    for name, engine, engine_full in tables:
+        ttl = _TTL_DAYS.search(engine_full or "")
+        result[name] = ExistingTable(
+            name, engine, by_table.get(name, {}), int(ttl[1]) if ttl else 0
+        )
+    return ExistingSchema(database_exists=True, tables=result)
+
+
+async def migrate(store: Store, spec: TableSpec) -> MigrationResult:
+    """Idempotent: a second run applies nothing. Refused changes are reported, not run."""
+    plan = plan_migration(spec, await read_existing(store, spec))
+    for statement in plan.statements:
+        await store.command(statement)
+    return MigrationResult(applied=plan.statements, refused=plan.refused)
+
+
+async def drop(store: Store, spec: TableSpec) -> tuple[str, ...]:
+    """Drop the views, rollups and raw table of `spec` (the database itself is kept)."""
+    statements = tuple(ddl.drop_all(spec))
+    for statement in statements:
+        await store.command(statement)
+    return statements
