@@ -12,7 +12,7 @@ from weir_operator.errors import reason_for, to_kopf
 from weir_operator.handlers import configmaps
 from weir_operator.handlers.common import GROUP, OPERATOR, VERSION, runtime, write_status
 from weir_operator.table.model import DesiredTable, table_from_resource
-from weir_operator.table.reconcile import delete_table, reconcile_table
+from weir_operator.table.reconcile import delete_table, reconcile_table, summary
 
 RESOURCE = (GROUP, VERSION, "tables")
 
@@ -67,11 +67,11 @@ async def _sync(
         topic=kafka_topic,
         configMap=configmap["metadata"]["name"],
         rows=outcome.rows,
-        applied=list(outcome.applied),
+        applied=[summary(s) for s in outcome.applied],
         refused=list(outcome.refused),
     )
     if outcome.applied:
-        kopf.info(body, reason="Migrated", message="; ".join(outcome.applied))
+        kopf.info(body, reason="Migrated", message="; ".join(map(summary, outcome.applied)))
     if wired:
         kopf.info(body, reason="Wired", message=f"{configmap['metadata']['name']}: {kafka_topic}")
     if outcome.refused and (changed or not quiet):

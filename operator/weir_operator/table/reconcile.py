@@ -23,6 +23,12 @@ class TableOutcome:
     condition: Condition
 
 
+def summary(statement: str, limit: int = 160) -> str:
+    """First line of a DDL statement, for status and Events (full SQL is in the logs)."""
+    first = statement.strip().splitlines()[0] if statement.strip() else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def _texts(items: Sequence[object]) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
@@ -45,7 +51,7 @@ async def reconcile_table(store: Store, desired: DesiredTable) -> TableOutcome:
             + "; ".join(refused),
         )
     else:
-        done = "; ".join(applied) or "no changes"
+        done = f"{len(applied)} statements applied" if applied else "no changes"
         condition = ready("Reconciled", f"table {desired.spec.raw_ref}: {done}")
     return TableOutcome(applied, refused, rows, condition)
 
