@@ -21,6 +21,8 @@ import json
 import re
 import uuid
 import zlib
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -46,6 +48,19 @@ _DECODERS = {
     "deflate": zlib.decompress,
 }
 VERSION = "26.9.0 (chdb HTTP shim)"
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    message = BytesParser(policy=default).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode()
+    return fields
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -81,6 +96,10 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         body = self._body()
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):  # large query parameters
+            params |= _form_fields(content_type, body)
+            body = b""
         query_id = params.get("query_id") or str(uuid.uuid4())
         query = params.get("query")
         if query is None:

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from weir.store.chdb import ChdbStore
 from weir.store.server import ServerStore
 from weir.store.spec import TableSpec
@@ -51,9 +50,9 @@ def wait_for_ping(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 def start_shim(data_dir: Path, port: int | None = None) -> tuple[str, subprocess.Popen[bytes]]:
     """Start the shim as a separate process; the caller terminates it."""
     port = port or free_port()
+    command = [sys.executable, "-m", "tests.harness.chdb_http", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.chdb_http", "--port", str(port)]
-        + ["--data-dir", str(data_dir)],
+        [*command, "--data-dir", str(data_dir)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
     )

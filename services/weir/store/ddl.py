@@ -131,21 +131,25 @@ def create_rollup_view(spec: TableSpec, rollup: Rollup) -> str:
     )
 
 
-def backfill_rollup(spec: TableSpec, rollup: Rollup) -> str:
-    """Fill a rollup added to a live table with the rows its view did not see.
+def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) -> str:
+    """Fill a rollup added to a live table with the rows inserted before its view existed.
 
-    Rows inserted before the view existed are those with `inserted_at` before the view's
-    creation time (second precision: inserts in flight during that second can be missed).
+    `before`: server time (`YYYY-MM-DD hh:mm:ss.fff`, UTC) read just before the view is
+    created; rows inserted between that instant and the view's creation (milliseconds) are
+    missed. Without it, the view's creation second is used (coarser).
     """
     table = rollup.table_name(spec.table)
     keys = ", ".join(["event_name", *rollup.dimensions, "bucket"])
-    created = (
-        "(SELECT max(metadata_modification_time) FROM system.tables "
-        f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
-    )
+    if before is not None:
+        cutoff = f"toDateTime64('{before}', 3, 'UTC')"
+    else:
+        cutoff = (
+            "(SELECT max(metadata_modification_time) FROM system.tables "
+            f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
+        )
     return (
         f"INSERT INTO {spec.database}.{physical(spec, table)}\n{rollup_select(spec, rollup)}\n"
-        f"WHERE inserted_at < {created}\nGROUP BY {keys}"
+        f"WHERE inserted_at < {cutoff}\nGROUP BY {keys}"
     )
 
 

@@ -87,7 +87,11 @@ def _raw_changes(spec: TableSpec, raw: ExistingTable, out: list[str], refused: l
 
 
 def _rollup_changes(
-    spec: TableSpec, existing: ExistingSchema, raw_existed: bool, out: list[str], refused: list[str]
+    spec: TableSpec,
+    existing: ExistingSchema,
+    backfill_before: str | None,
+    out: list[str],
+    refused: list[str],
 ) -> None:
     for rollup in spec.rollups:
         name = rollup.table_name(spec.table)
@@ -95,8 +99,8 @@ def _rollup_changes(
         if table is None:
             out.extend(ddl.create_rollup_table(spec, rollup))
             out.append(ddl.create_rollup_view(spec, rollup))
-            if raw_existed:
-                out.append(ddl.backfill_rollup(spec, rollup))
+            if ddl.physical(spec, spec.table) in existing.tables:
+                out.append(ddl.backfill_rollup(spec, rollup, backfill_before))
             continue
         dims = tuple(c for c in table.columns if c != "event_name" and c not in _ROLLUP_TAIL)
         if dims != rollup.dimensions:
@@ -117,8 +121,14 @@ def _rollup_changes(
             refused.append(f"rollup {name} is not in the spec: removing it is refused")
 
 
-def plan_migration(spec: TableSpec, existing: ExistingSchema) -> Plan:
-    """Statements turning `existing` into `spec`, and the changes refused as destructive."""
+def plan_migration(
+    spec: TableSpec, existing: ExistingSchema, backfill_before: str | None = None
+) -> Plan:
+    """Statements turning `existing` into `spec`, and the changes refused as destructive.
+
+    A rollup added to an existing raw table is backfilled from rows inserted before
+    `backfill_before` (server time read at planning, see `ddl.backfill_rollup`).
+    """
     if not existing.database_exists:
         return Plan(tuple(ddl.create_all(spec)), ())
     mismatch = _cluster_mismatch(spec, existing)
@@ -133,7 +143,7 @@ def plan_migration(spec: TableSpec, existing: ExistingSchema) -> Plan:
         if spec.cluster and spec.table not in existing.tables:
             out.extend(ddl.create_raw(spec)[1:])
         _raw_changes(spec, raw, out, refused)
-    _rollup_changes(spec, existing, raw is not None, out, refused)
+    _rollup_changes(spec, existing, backfill_before, out, refused)
     return Plan(tuple(out), tuple(refused))
 
 
@@ -166,7 +176,8 @@ async def read_existing(store: Store, spec: TableSpec) -> ExistingSchema:
 
 async def migrate(store: Store, spec: TableSpec) -> MigrationResult:
     """Idempotent: a second run applies nothing. Refused changes are reported, not run."""
-    plan = plan_migration(spec, await read_existing(store, spec))
+    now = await store.query_rows("SELECT toString(now64(3, 'UTC'))")
+    plan = plan_migration(spec, await read_existing(store, spec), str(now[0][0]))
     for statement in plan.statements:
         await store.command(statement)
     return MigrationResult(applied=plan.statements, refused=plan.refused)

@@ -1,0 +1,161 @@
+"""One contract, run against every `Store` backend (see test_chdb.py, test_server.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+
+import pytest
+from weir.store.base import Store, StoreError
+from weir.store.queries import GroupBy, MetricsQuery, query_groups, query_totals
+from weir.store.schema import (
+    ExtraColumn,
+    Rollup,
+    TableSpec,
+    existing_event_ids,
+    insert_events,
+    migrate,
+)
+
+from tests.store.events import brute_groups, brute_totals, columns, random_events
+
+DAY = 86400
+
+
+def recent_start() -> int:
+    """Midnight three days ago: inside the TTL, with whole days, hours and partial edges."""
+    return (int(time.time()) // DAY - 3) * DAY
+
+
+async def count(store: Store, sql: str) -> int:
+    return int((await store.query_rows(sql))[0][0])
+
+
+class StoreContract:
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError  # each backend's test class provides it
+
+    async def test_ping_and_errors(self, store: Store) -> None:
+        assert await store.ping()
+        with pytest.raises(StoreError) as caught:
+            await store.query_rows("SELECT * FROM no_such_db.no_such_table")
+        assert caught.value.code in (60, 81)
+
+    async def test_migrate_is_idempotent(self, store: Store, table_spec: TableSpec) -> None:
+        first = await migrate(store, table_spec)
+        assert first.clean and len(first.applied) == 6  # database, raw, 2 x (rollup + view)
+        second = await migrate(store, table_spec)
+        assert second.applied == () and second.clean
+        tables = await store.query_rows(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}"
+            " ORDER BY name",
+            {"db": table_spec.database},
+        )
+        names = [t[0] for t in tables]
+        assert names == [
+            "events",
+            "events_day_by_channel",
+            "events_day_by_channel_mv",
+            "events_hour_by_channel",
+            "events_hour_by_channel_mv",
+        ]
+        engines = dict(tables)
+        assert "TTL timestamp + toIntervalDay(395)" in engines["events"]
+        assert "TTL bucket + toIntervalDay(395)" in engines["events_hour_by_channel"]
+        assert "non_replicated_deduplication_window = 1000" in engines["events_day_by_channel"]
+
+    async def test_additive_migration_applied(self, store: Store, table_spec: TableSpec) -> None:
+        await migrate(store, table_spec)
+        events = random_events(random.Random(1), 300, recent_start(), 2 * DAY)
+        await insert_events(store, table_spec, columns(events), "before")
+        grown = dataclasses.replace(
+            table_spec,
+            ttl_days=30,
+            extra_columns=(ExtraColumn("plan", "LowCardinality(String)", "account.plan"),),
+            rollups=(*table_spec.rollups, Rollup("day", ("campaign_id", "plan"))),
+        )
+        result = await migrate(store, grown)
+        assert result.clean
+        assert any("ADD COLUMN IF NOT EXISTS plan" in s for s in result.applied)
+        assert any("MODIFY TTL timestamp + INTERVAL 30 DAY" in s for s in result.applied)
+        assert (await migrate(store, grown)).applied == ()
+        # the new column is computed for old rows, the new rollup is backfilled
+        raw = f"{grown.database}.events"
+        pro = sum(e.plan == "pro" for e in events)
+        assert await count(store, f"SELECT countIf(plan = 'pro') FROM {raw}") == pro
+        rollup = f"{grown.database}.events_day_by_campaign_id_plan"
+        got = await count(store, f"SELECT countMerge(total) FROM {rollup} WHERE plan = 'pro'")
+        assert got == pro
+
+    async def test_destructive_change_refused(self, store: Store, table_spec: TableSpec) -> None:
+        spec = dataclasses.replace(
+            table_spec, extra_columns=(ExtraColumn("plan", "String", "account.plan"),)
+        )
+        await migrate(store, spec)
+        shrunk = dataclasses.replace(
+            table_spec,
+            extra_columns=(ExtraColumn("plan", "Int64", "account.plan"),),
+            rollups=(Rollup("hour", ("channel", "campaign_id")),),
+        )
+        result = await migrate(store, shrunk)
+        assert not result.clean
+        reasons = " | ".join(result.refused)
+        assert "retyping refused" in reasons
+        assert "events_day_by_channel is not in the spec" in reasons
+        assert "events_hour_by_channel is not in the spec" in reasons
+        assert all("DROP" not in s and "MODIFY COLUMN" not in s for s in result.applied)
+        assert await count(store, f"SELECT count() FROM {spec.database}.events_day_by_channel") == 0
+        dropped = dataclasses.replace(table_spec, extra_columns=())
+        assert "plan exists but is not in the spec" in " ".join(
+            (await migrate(store, dropped)).refused
+        )
+
+    async def test_retried_insert_not_doubled(self, store: Store, table_spec: TableSpec) -> None:
+        await migrate(store, table_spec)
+        events = random_events(random.Random(2), 500, recent_start(), DAY)
+        data = columns(events)
+        for _ in range(3):  # the consumer retries a failed insert verbatim with the same token
+            await insert_events(store, table_spec, data, "events/0/100-599")
+        db = table_spec.database
+        assert await count(store, f"SELECT count() FROM {db}.events") == 500
+        for rollup in ("events_hour_by_channel", "events_day_by_channel"):
+            assert await count(store, f"SELECT countMerge(total) FROM {db}.{rollup}") == 500
+        await insert_events(store, table_spec, columns(events[:10]), "events/0/600-609")
+        assert await count(store, f"SELECT count() FROM {db}.events") == 510
+
+    async def test_metrics_equal_brute_force(self, store: Store, table_spec: TableSpec) -> None:
+        await migrate(store, table_spec)
+        rng = random.Random(3)
+        start = recent_start()
+        events = random_events(rng, 3000, start, 3 * DAY)
+        await insert_events(store, table_spec, columns(events), "metrics")
+        windows = [(None, None), (start + 7, None), (None, start + 2 * DAY + 1234)]
+        windows += [(start + 3599, start + 3600), (start + 100, start + 200)]
+        for _ in range(6):
+            lo = start + rng.randrange(3 * DAY)
+            windows.append((lo, lo + rng.randrange(2 * DAY)))
+        for from_ts, to_ts in windows:
+            for channel in (None, "ios"):
+                q = MetricsQuery("click", from_ts, to_ts, channel=channel)
+                assert await query_totals(store, table_spec, q) == brute_totals(events, q), q
+                for group_by in GroupBy:
+                    grouped = dataclasses.replace(q, group_by=group_by)
+                    got = await query_groups(store, table_spec, grouped)
+                    assert got == brute_groups(events, grouped), grouped
+        assert (await query_totals(store, table_spec, MetricsQuery("none"))) == (0, 0)
+
+    async def test_existing_event_ids(self, store: Store, table_spec: TableSpec) -> None:
+        await migrate(store, table_spec)
+        start = recent_start()
+        events = random_events(random.Random(4), 200, start, DAY)
+        await insert_events(store, table_spec, columns(events[:150]), "ids")
+        ids = [e.event_id for e in events] + ["never-seen"]
+        names = {e.event_name for e in events}
+        found = await existing_event_ids(store, table_spec, ids, start, start + DAY, names)
+        assert found == {e.event_id for e in events[:150]}
+        narrow = await existing_event_ids(
+            store, table_spec, ids, start + DAY, start + 2 * DAY, names
+        )
+        assert narrow == set()

@@ -1,0 +1,21 @@
+"""The store contract against chDB in-process and against clickhouse-connect over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+from weir.store.chdb import ChdbStore
+from weir.store.server import ServerStore
+
+from tests.store.contract import StoreContract
+
+
+class TestChdbStore(StoreContract):
+    @pytest.fixture
+    def store(self, chdb_store: ChdbStore) -> ChdbStore:
+        return chdb_store
+
+
+class TestServerStore(StoreContract):
+    @pytest.fixture
+    def store(self, server_store: ServerStore) -> ServerStore:
+        return server_store
