@@ -16,6 +16,7 @@
 # Environment (all optional):
 #   WEIR_KUBE_VERSION   Kubernetes version (default v1.33.13; kubectl here is 1.32, skew 1)
 #   WEIR_KUBE_HOME      cache root (default <repo>/.cache/kube-apiserver)
+#   The binary is also copied to ~/.cache/weir/ so another clone on this machine reuses it.
 #   WEIR_KUBE_PORT      secure port (default 16443); etcd uses WEIR_KUBE_ETCD_PORT (default 12379)
 set -euo pipefail
 
@@ -26,19 +27,23 @@ PORT="${WEIR_KUBE_PORT:-16443}"
 ETCD_PORT="${WEIR_KUBE_ETCD_PORT:-12379}"
 ETCD_PEER_PORT="$((ETCD_PORT + 1))"
 BIN="$KUBE_HOME/bin/kube-apiserver-$KUBE_VERSION"
+# A copy outside the work tree keeps fresh clones on this machine (CI) from rebuilding.
+SHARED_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/weir/kube-apiserver-$KUBE_VERSION"
 RUN_DIR="$KUBE_HOME/run-$PORT"
 KUBECONFIG_FILE="$RUN_DIR/kubeconfig"
 TOKEN="weir-test-admin-token"
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$REPO_ROOT/.cache/go/mod}"
 export GOCACHE="${GOCACHE_OVERRIDE:-$REPO_ROOT/.cache/go/build}"
 export GOFLAGS="-mod=mod"
-export GOTOOLCHAIN=local
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 build() {
     [[ -x "$BIN" ]] && return 0
+    if [[ -x "$SHARED_BIN" ]]; then
+        mkdir -p "$(dirname "$BIN")" && cp "$SHARED_BIN" "$BIN" && return 0
+    fi
     command -v go >/dev/null || die "go not found"
     local src="$KUBE_HOME/src-$KUBE_VERSION" staging_version kube_gomod
     staging_version="v0.${KUBE_VERSION#v1.}"
@@ -66,6 +71,7 @@ build() {
     (cd "$src" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
         && nice go build -trimpath -ldflags "$ldflags" -o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
     mv "$BIN.tmp" "$BIN"
+    mkdir -p "$(dirname "$SHARED_BIN")" && cp "$BIN" "$SHARED_BIN.tmp" && mv "$SHARED_BIN.tmp" "$SHARED_BIN"
     log "built $BIN"
 }
 

@@ -22,3 +22,6 @@ async def store(operator_chdb_path: Path) -> AsyncIterator[Store]:
         yield chdb
     finally:
         await chdb.close()
+
+
+from tests.operator.kube import kube, kubeconfig  # noqa: E402, F401 - fixtures for the wiring tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, cast
 
 from kubernetes_asyncio import client, config
@@ -15,7 +16,8 @@ async def connect() -> None:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        await config.load_kube_config()
+        # KUBECONFIG is read now, not when kubernetes_asyncio was imported.
+        await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     _api[:] = [client.ApiClient()]
 
 

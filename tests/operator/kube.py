@@ -1,0 +1,80 @@
+"""A real Kubernetes API server for the kopf wiring tests (scripts/kube-apiserver.sh)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import yaml
+from kubernetes_asyncio import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "kube-apiserver.sh"
+CRDS = sorted((REPO / "charts" / "weir" / "crds").glob("*.yaml"))
+T = TypeVar("T")
+
+
+def _script(command: str, timeout: float) -> str:
+    done = subprocess.run([str(SCRIPT), command], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"kube-apiserver.sh {command} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """Starts etcd + kube-apiserver (building it on first use: see operator/README.md)."""
+    path = Path(_script("start", timeout=3600).splitlines()[-1])
+    try:
+        yield path
+    finally:
+        _script("stop", timeout=60)
+
+
+@pytest.fixture(scope="session")
+async def kube(kubeconfig: Path) -> AsyncIterator[client.ApiClient]:
+    """An API client with the Weir CRDs installed and established."""
+    api = await config.new_client_from_config(config_file=str(kubeconfig))
+    extensions = client.ApiextensionsV1Api(api)
+    for path in CRDS:
+        body = yaml.safe_load(path.read_text())
+        try:
+            await extensions.create_custom_resource_definition(body)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+            current = await extensions.read_custom_resource_definition(body["metadata"]["name"])
+            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            await extensions.replace_custom_resource_definition(body["metadata"]["name"], body)
+
+    async def established() -> bool:
+        for path in CRDS:
+            crd = await extensions.read_custom_resource_definition(path.name.removesuffix(".yaml"))
+            conditions = crd.status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    await eventually(established)
+    try:
+        yield api
+    finally:
+        await api.close()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], within: float = 30.0, interval: float = 0.3
+) -> T:
+    """The first truthy result of `probe`; fails with the last result after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within}s: last result {result!r}")
+        await asyncio.sleep(interval)
