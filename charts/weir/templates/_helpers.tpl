@@ -281,14 +281,17 @@ Pod pieces
 {{- define "weir.consumer.validate" -}}
 {{- $partitions := int .Values.topic.partitions -}}
 {{- $c := .Values.consumer -}}
-{{- $bounds := dict "consumer.replicas" $c.replicas -}}
+{{- $bounds := dict -}}
+{{- if not (or (include "weir.keda.active" .) $c.autoscaling.enabled) -}}
+{{- $_ := set $bounds "consumer.replicas" $c.replicas -}}
+{{- end -}}
 {{- if $c.keda.enabled -}}
 {{- $_ := set $bounds "consumer.keda.maxReplicaCount" $c.keda.maxReplicaCount -}}
 {{- if gt (int $c.keda.minReplicaCount) (int $c.keda.maxReplicaCount) -}}
 {{- fail "consumer.keda.minReplicaCount must be <= consumer.keda.maxReplicaCount" -}}
 {{- end -}}
 {{- end -}}
-{{- if $c.autoscaling.enabled -}}
+{{- if and $c.autoscaling.enabled (not (include "weir.keda.active" .)) -}}
 {{- $_ := set $bounds "consumer.autoscaling.maxReplicas" $c.autoscaling.maxReplicas -}}
 {{- if gt (int $c.autoscaling.minReplicas) (int $c.autoscaling.maxReplicas) -}}
 {{- fail "consumer.autoscaling.minReplicas must be <= consumer.autoscaling.maxReplicas" -}}
