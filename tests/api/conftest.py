@@ -22,7 +22,9 @@ def idle_store() -> IdleStore:
 
 
 @pytest.fixture
-async def client(producer: RecordingProducer, idle_store: IdleStore) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    producer: RecordingProducer, idle_store: IdleStore
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(max_event_bytes=2048, max_batch_events=5, max_batch_bytes=8192)
     app = create_app(settings, producer=producer, store=idle_store)  # type: ignore[arg-type]
     async with LifespanManager(app) as manager:

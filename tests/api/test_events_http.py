@@ -14,8 +14,13 @@ from weir.stream.base import StreamFull, StreamUnavailable
 
 
 def event(**changes: Any) -> dict[str, Any]:
-    return {"event_name": "signup", "channel": "web", "user_id": "u1",
-            "timestamp": int(time.time()), **changes}
+    return {
+        "event_name": "signup",
+        "channel": "web",
+        "user_id": "u1",
+        "timestamp": int(time.time()),
+        **changes,
+    }
 
 
 async def test_accepted_event_is_sent_with_key_value_and_headers(
@@ -43,8 +48,9 @@ async def test_exact_resend_gets_the_same_id_and_a_change_does_not(
     assert first == again != other
 
 
-async def test_invalid_event_is_400_naming_the_field(client: httpx.AsyncClient,
-                                                     producer: RecordingProducer) -> None:
+async def test_invalid_event_is_400_naming_the_field(
+    client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
     response = await client.post("/events", json=event(channel="fax"))
     assert response.status_code == 400
     assert response.json()["error"].startswith("channel: input should be")
@@ -85,22 +91,27 @@ async def test_unavailable_or_full_stream_is_503_with_retry_after(
         assert response.json()["error"].startswith("kafka: events not stored")
 
 
-async def test_batch_all_valid_is_202(client: httpx.AsyncClient,
-                                      producer: RecordingProducer) -> None:
+async def test_batch_all_valid_is_202(
+    client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
     response = await client.post("/events/batch", json=[event(user_id=f"u{i}") for i in range(3)])
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 3 and body["rejected"] == 0 and len(producer.sent) == 3
 
 
-async def test_batch_mixed_is_207_with_per_item_results(client: httpx.AsyncClient,
-                                                        producer: RecordingProducer) -> None:
+async def test_batch_mixed_is_207_with_per_item_results(
+    client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
     response = await client.post("/events/batch", json=[event(), event(user_id=""), 5])
     assert response.status_code == 207
     results = response.json()["results"]
     assert results[0]["status"] == "accepted"
-    assert results[1] == {"index": 1, "status": "rejected",
-                          "error": "user_id: string should have at least 1 character"}
+    assert results[1] == {
+        "index": 1,
+        "status": "rejected",
+        "error": "user_id: string should have at least 1 character",
+    }
     assert results[2]["error"] == "body: must be a JSON object, got a number"
     assert len(producer.sent) == 1
 
@@ -132,21 +143,24 @@ async def test_batch_limits(client: httpx.AsyncClient) -> None:
     assert empty.status_code == 400
     bomb = gzip.compress(b"[" + b" " * 100_000 + b"]")
     inflated = await client.post(
-        "/events/batch", content=bomb,
+        "/events/batch",
+        content=bomb,
         headers={"content-type": "application/json", "content-encoding": "gzip"},
     )
     assert inflated.status_code == 413
     not_array = await client.post("/events/batch", json={"a": 1})
     assert not_array.json()["error"] == "body: must be a JSON array of events"
     brotli = await client.post(
-        "/events/batch", content=b"[]",
+        "/events/batch",
+        content=b"[]",
         headers={"content-type": "application/json", "content-encoding": "br"},
     )
     assert brotli.status_code == 415
 
 
 async def test_oversized_item_in_batch_is_rejected_alone(client: httpx.AsyncClient) -> None:
-    response = await client.post("/events/batch",
-                                 json=[event(), event(metadata={"pad": "x" * 2100})])
+    response = await client.post(
+        "/events/batch", json=[event(), event(metadata={"pad": "x" * 2100})]
+    )
     assert response.status_code == 207
     assert response.json()["results"][1]["error"] == "event: larger than 2048 bytes"

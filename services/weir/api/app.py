@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from fastapi_offline import FastAPIOffline
 
 from weir.api.errors import install_error_handlers
 from weir.api.ingest import HeaderHook, Ingestor
 from weir.api.routes import events, health, metrics
 from weir.core.config import Settings
+from weir.core.event import EventIn
 from weir.store import make_store
 from weir.store.base import Store
 from weir.store.schema import TableSpec, migrate
@@ -55,11 +56,26 @@ def create_app(
         title="Weir",
         summary="Event ingestion and metrics: HTTP -> Kafka -> ClickHouse.",
         version="0.1.0",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    _document_event_schema(app)
     app.include_router(events.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
     return app
+
+
+def _document_event_schema(app: FastAPI) -> None:
+    """Event routes read raw bodies (for limits, gzip and NDJSON); publish their schema anyway."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            event = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {})["EventIn"] = event
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -20,28 +21,28 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(error: ApiError) -> ORJSONResponse:
-    return ORJSONResponse(
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(
         {"error": error.message, **error.extra}, status_code=error.status, headers=error.headers
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(_: Request, error: Exception) -> ORJSONResponse:
+    async def on_api_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
         return error_response(error)
 
-    async def on_validation_error(_: Request, error: Exception) -> ORJSONResponse:
+    async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         parts = []
         for item in error.errors():
             name = str(item["loc"][-1]) if item["loc"] else "request"
             parts.append(f"{name}: {item['msg'][0].lower()}{item['msg'][1:]}")
-        return ORJSONResponse({"error": "; ".join(parts)}, status_code=400)
+        return JSONResponse({"error": "; ".join(parts)}, status_code=400)
 
-    async def on_http_error(_: Request, error: Exception) -> ORJSONResponse:
+    async def on_http_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
-        return ORJSONResponse(
+        return JSONResponse(
             {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
         )
 

@@ -27,7 +27,8 @@ def check_ratio(dead: int, total: int, max_ratio: float, min_batch: int) -> None
 
 def to_message(letter: DeadLetter) -> Message:
     record = letter.record
-    headers = tuple(h for h in record.headers if h[0] not in _DLQ_HEADERS) + (
+    headers = (
+        *(h for h in record.headers if h[0] not in _DLQ_HEADERS),
         (REASON, letter.reason.encode()),
         (SOURCE_TOPIC, record.topic.encode()),
         (SOURCE_PARTITION, str(record.partition).encode()),

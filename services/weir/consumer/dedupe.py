@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from weir.consumer.decode import Decoded
-from weir.store import queries
 from weir.store.base import Store
-from weir.store.schema import TableSpec
+from weir.store.schema import TableSpec, existing_event_ids
 
 
 def unique_in_batch(events: Sequence[Decoded]) -> list[Decoded]:
@@ -29,7 +28,7 @@ async def not_yet_stored(store: Store, spec: TableSpec, events: list[Decoded]) -
     if not events:
         return events
     stamps = [d.event.event.timestamp for d in events]
-    stored = await queries.existing_event_ids(
+    stored = await existing_event_ids(
         store,
         spec,
         ids=[d.event.event_id for d in events],

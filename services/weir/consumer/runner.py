@@ -123,4 +123,6 @@ class ConsumerLoop:
             await self.flush()
 
     async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
-        log.info("partitions assigned", extra={"partitions": sorted(p.partition for p in partitions)})
+        log.info(
+            "partitions assigned", extra={"partitions": sorted(p.partition for p in partitions)}
+        )

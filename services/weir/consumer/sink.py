@@ -11,16 +11,15 @@ from typing import Any
 import orjson
 
 from weir.consumer.decode import Decoded
-from weir.store import queries
 from weir.store.base import Store
-from weir.store.schema import TableSpec
+from weir.store.schema import INSERT_COLUMNS, TableSpec, insert_events
 
 log = logging.getLogger(__name__)
 
 
-def to_columns(events: Sequence[Decoded]) -> dict[str, list[Any]]:
+def to_columns(events: Sequence[Decoded]) -> list[list[Any]]:
     """The raw table's columns for these events (insert_time is the table's default)."""
-    columns: dict[str, list[Any]] = {name: [] for name in queries.INSERT_COLUMNS}
+    columns: dict[str, list[Any]] = {name: [] for name in INSERT_COLUMNS}
     for decoded in events:
         event = decoded.event.event
         columns["event_id"].append(decoded.event.event_id)
@@ -31,9 +30,11 @@ def to_columns(events: Sequence[Decoded]) -> dict[str, list[Any]]:
         columns["timestamp"].append(event.timestamp)
         columns["tags"].append(list(event.tags))
         columns["metadata"].append(orjson.dumps(event.metadata).decode())
-        columns["received_at"].append(datetime.fromtimestamp(decoded.event.received_at_ms / 1000, UTC))
+        columns["received_at"].append(
+            datetime.fromtimestamp(decoded.event.received_at_ms / 1000, UTC)
+        )
         columns["trace_id"].append(decoded.trace_id)
-    return columns
+    return [columns[name] for name in INSERT_COLUMNS]
 
 
 async def insert_until_stored(
@@ -56,7 +57,7 @@ async def insert_until_stored(
     loop = asyncio.get_running_loop()
     while True:
         try:
-            await queries.insert_events(store, spec, columns, dedup_token=token)
+            await insert_events(store, spec, columns, dedup_token=token)
             return True
         except Exception as error:  # any store failure: keep the batch, back off, retry
             log.warning("insert failed, retrying", extra={"error": str(error), "retry_in": delay})

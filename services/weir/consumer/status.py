@@ -22,9 +22,10 @@ async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
     lag = await loop.consumer.lag()
     for tp, value in lag.items():
         metrics.LAG.labels(partition=str(tp.partition)).set(value)
-    return {f"{tp.topic}/{tp.partition}": value for tp, value in sorted(
-        lag.items(), key=lambda item: item[0].partition
-    )}
+    return {
+        f"{tp.topic}/{tp.partition}": value
+        for tp, value in sorted(lag.items(), key=lambda item: item[0].partition)
+    }
 
 
 class SideServer(uvicorn.Server):

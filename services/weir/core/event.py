@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
-from pydantic import ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 CHANNELS = ("web", "mobile", "api", "email", "push")
 Channel = Literal["web", "mobile", "api", "email", "push"]
@@ -56,9 +64,7 @@ class EventIn(BaseModel):
         if window is None:
             return value
         if value > window.now + window.max_skew_seconds:
-            raise ValueError(
-                f"must not be more than {window.max_skew_seconds} s in the future"
-            )
+            raise ValueError(f"must not be more than {window.max_skew_seconds} s in the future")
         if value < window.now - window.max_age_seconds:
             raise ValueError(f"must not be older than {window.max_age_seconds} s")
         return value
@@ -90,7 +96,7 @@ def describe_errors(error: ValidationError) -> str:
             message = "is required"
         elif kind == "extra_forbidden":
             message = "is not a known field (allowed: " + ", ".join(EventIn.model_fields) + ")"
-        elif kind == "model_type" or kind == "dict_type" and not item["loc"]:
+        elif kind == "model_type" or (kind == "dict_type" and not item["loc"]):
             field, message = "body", "must be a JSON object"
         elif kind == "value_error":
             message = str(item["ctx"]["error"])

@@ -22,7 +22,9 @@ FLUSH_SECONDS = Histogram(
 )
 ROWS_INSERTED = Counter("weir_consumer_rows_inserted_total", "Events inserted into ClickHouse.")
 DUPLICATES = Counter("weir_consumer_duplicates_total", "Events dropped as already stored.")
-DEAD_LETTERS = Counter("weir_consumer_dead_letters_total", "Messages sent to the dead-letter topic.")
+DEAD_LETTERS = Counter(
+    "weir_consumer_dead_letters_total", "Messages sent to the dead-letter topic."
+)
 INSERT_ERRORS = Counter("weir_consumer_insert_errors_total", "Failed insert attempts (retried).")
 LAG = Gauge("weir_consumer_lag", "Messages behind the end of the partition.", ["partition"])
 END_TO_END = Histogram(

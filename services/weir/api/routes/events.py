@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from weir.api.body import JSON, NDJSON, parse_json, read_body
 from weir.api.deps import IngestorDep, SettingsDep
@@ -43,7 +43,7 @@ async def post_event(request: Request, ingestor: IngestorDep, settings: Settings
     except InvalidEvent as error:
         raise ApiError(400, str(error)) from None
     await ingestor.publish([event])
-    return ORJSONResponse({"status": "accepted", "event_id": event.event_id}, status_code=202)
+    return JSONResponse({"status": "accepted", "event_id": event.event_id}, status_code=202)
 
 
 @router.post(
@@ -79,12 +79,12 @@ async def post_batch(request: Request, ingestor: IngestorDep, settings: Settings
         accepted.append(event)
         results.append({"index": index, "status": "accepted", "event_id": event.event_id})
     rejected = len(items) - len(accepted)
-    summary = {"accepted": len(accepted), "rejected": rejected, "results": results}
+    summary: dict[str, Any] = {"accepted": len(accepted), "rejected": rejected, "results": results}
     if not accepted:
         raise ApiError(400, "batch: no valid events", **summary)
     await ingestor.publish(accepted)
     status = 202 if rejected == 0 else 207
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "accepted" if status == 202 else "partial", **summary}, status_code=status
     )
 

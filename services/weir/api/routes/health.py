@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from weir.api.deps import IngestorDep, SettingsDep, StoreDep
 
@@ -36,7 +36,7 @@ async def ready(ingestor: IngestorDep, store: StoreDep, settings: SettingsDep) -
     if not failed:
         return {"status": "ready"}
     message = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "not ready", "error": message, "failed": sorted(failed)}, status_code=503
     )
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from weir.api.deps import StoreDep, TableSpecDep
 from weir.api.errors import ApiError
 from weir.core.event import CHANNELS
-from weir.store import queries
+from weir.store import StoreError, queries
+from weir.store.base import Store
+from weir.store.schema import TableSpec
 
 router = APIRouter(tags=["metrics"])
 
@@ -21,7 +23,9 @@ async def metrics(
     store: StoreDep,
     spec: TableSpecDep,
     event_name: Annotated[str | None, Query(description="Event to count (required).")] = None,
-    from_: Annotated[str | None, Query(alias="from", description="Unix seconds, inclusive.")] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="Unix seconds, inclusive.")
+    ] = None,
     to: Annotated[str | None, Query(description="Unix seconds, inclusive.")] = None,
     group_by: Annotated[str | None, Query(description="channel, hour or day.")] = None,
     channel: Annotated[str | None, Query(description="Only this channel.")] = None,
@@ -37,10 +41,24 @@ async def metrics(
     if channel is not None and channel not in CHANNELS:
         raise ApiError(400, f"channel: must be one of {', '.join(CHANNELS)} (got {channel!r})")
     query = queries.MetricsQuery(
-        event_name=event_name, start=start, end=end, group_by=group_by, channel=channel
+        event_name=event_name,
+        from_ts=start,
+        to_ts=end,
+        group_by=queries.GroupBy(group_by) if group_by else None,
+        channel=channel,
     )
-    if group_by is None:
-        total = await queries.totals(store, spec, query)
+    try:
+        return await _answer(store, spec, query)
+    except StoreError as error:
+        raise ApiError(
+            503, f"clickhouse: query failed, retry later ({error})", headers={"Retry-After": "1"}
+        ) from None
+
+
+async def _answer(store: Store, spec: TableSpec, query: queries.MetricsQuery) -> dict[str, Any]:
+    event_name, start, end = query.event_name, query.from_ts, query.to_ts
+    if query.group_by is None:
+        total = await queries.query_totals(store, spec, query)
         body: dict[str, Any] = {"event_name": event_name}
         if start is not None:
             body["from"] = start
@@ -48,12 +66,12 @@ async def metrics(
             body["to"] = end
         body["total_events"], body["unique_users"] = total.total_events, total.unique_users
         return body
-    groups = await queries.grouped(store, spec, query)
+    groups = await queries.query_groups(store, spec, query)
     return {
         "event_name": event_name,
         "from": start,
         "to": end,
-        "grouped_by": group_by,
+        "grouped_by": str(query.group_by),
         "data": [
             {"group": g.group, "total_events": g.total_events, "unique_users": g.unique_users}
             for g in groups

@@ -1,0 +1,72 @@
+"""The event log: `make_producer` / `make_consumer` pick the backend from Settings.
+
+`StreamBackend.LOCAL` shares one `LocalLog` per directory in the process (default
+`settings.data_dir / "stream"`), so `weir dev`'s API and consumer see the same log.
+"""
+
+from __future__ import annotations
+
+from weir.core.config import Settings, StreamBackend
+from weir.stream.base import (
+    CommitFailed,
+    Consumer,
+    Delivery,
+    Message,
+    Producer,
+    RebalanceCallback,
+    Record,
+    StreamError,
+    StreamFull,
+    StreamUnavailable,
+    TopicPartition,
+)
+from weir.stream.local_log import LocalLog
+
+__all__ = [
+    "CommitFailed",
+    "Consumer",
+    "Delivery",
+    "LocalLog",
+    "Message",
+    "Producer",
+    "RebalanceCallback",
+    "Record",
+    "StreamError",
+    "StreamFull",
+    "StreamUnavailable",
+    "TopicPartition",
+    "local_log",
+    "make_consumer",
+    "make_producer",
+]
+
+
+def local_log(settings: Settings) -> LocalLog:
+    """The process-wide local log under `settings.data_dir / "stream"`."""
+    return LocalLog.open(settings.data_dir / "stream")
+
+
+def make_producer(settings: Settings) -> Producer:
+    if settings.stream_backend is StreamBackend.LOCAL:
+        from weir.stream.local import LocalProducer
+
+        return LocalProducer(settings, local_log(settings))
+    from weir.stream.kafka import KafkaProducer
+
+    return KafkaProducer(settings)
+
+
+def make_consumer(
+    settings: Settings,
+    topic: str,
+    group: str,
+    on_revoked: RebalanceCallback | None = None,
+    on_assigned: RebalanceCallback | None = None,
+) -> Consumer:
+    if settings.stream_backend is StreamBackend.LOCAL:
+        from weir.stream.local import LocalConsumer
+
+        return LocalConsumer(settings, local_log(settings), topic, group, on_revoked, on_assigned)
+    from weir.stream.kafka_consumer import KafkaConsumer
+
+    return KafkaConsumer(settings, topic, group, on_revoked, on_assigned)

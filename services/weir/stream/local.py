@@ -1,0 +1,199 @@
+"""Producer and consumer over the local log (see local_log): the embedded default's stream."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import zlib
+from collections.abc import Sequence
+
+from weir.core.config import Settings
+from weir.stream.base import (
+    CommitFailed,
+    Delivery,
+    Message,
+    RebalanceCallback,
+    Record,
+    StreamError,
+    StreamFull,
+    StreamUnavailable,
+    TopicPartition,
+)
+from weir.stream.local_log import LocalLog
+from weir.stream.local_segment import Segment, decode, encode
+
+_DEFAULT_MAX_RECORDS = 10_000
+
+
+class LocalProducer:
+    def __init__(self, settings: Settings, log: LocalLog) -> None:
+        self._log = log
+        self._default_timeout = settings.produce_timeout_seconds
+        self._max_pending = settings.producer_max_pending
+        self._pending = 0
+        self._round_robin = itertools.count()
+        self._unsynced: set[asyncio.Future[None]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._unsynced:
+            await asyncio.wait(self._unsynced)
+
+    async def send(
+        self,
+        topic: str,
+        messages: Sequence[Message],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[Delivery]:
+        if self._pending + len(messages) > self._max_pending:
+            raise StreamFull(f"{self._pending} messages already await fsync")
+        segments = self._log.topic(topic)
+        now_ms = time.time_ns() // 1_000_000
+        deliveries, touched = [], set()
+        for message in messages:
+            partition = self._partition(message.key, len(segments))
+            frame = encode(now_ms, message.key, message.value, message.headers)
+            deliveries.append(Delivery(topic, partition, segments[partition].append(frame)))
+            touched.add(segments[partition])
+        synced = self._track(self._log.durable(touched), len(messages))
+        done, _ = await asyncio.wait({synced}, timeout=self._timeout(timeout))
+        if not done:
+            raise StreamUnavailable("local log did not fsync in time")
+        if error := synced.exception():
+            raise error
+        return deliveries
+
+    async def ping(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - the bound is part of the contract
+        topic: str | None = None,
+    ) -> None:
+        if not self._log.directory.is_dir():
+            raise StreamUnavailable(f"local log directory {self._log.directory} is gone")
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self._default_timeout if timeout is None else timeout
+
+    def _partition(self, key: bytes | None, partitions: int) -> int:
+        if key is None:
+            return next(self._round_robin) % partitions
+        return zlib.crc32(key) % partitions  # stable across processes, unlike hash()
+
+    def _track(self, synced: asyncio.Future[None], count: int) -> asyncio.Future[None]:
+        self._pending += count
+        self._unsynced.add(synced)
+
+        def release(future: asyncio.Future[None]) -> None:
+            self._pending -= count
+            self._unsynced.discard(future)
+            if not future.cancelled():
+                future.exception()  # retrieved: a timed-out sender no longer looks at it
+
+        synced.add_done_callback(release)
+        return synced
+
+
+class LocalConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        log: LocalLog,
+        topic: str,
+        group: str,
+        on_revoked: RebalanceCallback | None = None,
+        on_assigned: RebalanceCallback | None = None,
+    ) -> None:
+        self._log = log
+        self._topic = topic
+        self._from_earliest = settings.kafka_auto_offset_reset == "earliest"
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+        self._segments: list[Segment] = log.topic(topic)
+        self._group = log.group(topic, group)
+        self._positions: dict[int, int] = {}
+        self._joined = False
+
+    async def start(self) -> None:
+        if not self._joined:
+            self._joined = True
+            await self._group.join(self)
+
+    async def stop(self) -> None:
+        if self._joined:
+            self._joined = False
+            await self._group.leave(self)
+
+    async def revoke(self) -> None:
+        """Called by the group: hand back every partition (the hook may still commit)."""
+        if self._on_revoked:
+            await self._on_revoked(self.assignment())
+        self._positions = {}
+
+    async def assign(self, partitions: frozenset[int]) -> None:
+        committed = self._group.committed
+        self._positions = {
+            p: committed.get(p, 0 if self._from_earliest else self._segments[p].durable)
+            for p in partitions
+        }
+        self._log.wake()  # a getmany waiting on the old assignment looks again
+        if self._on_assigned:
+            await self._on_assigned(self.assignment())
+
+    async def getmany(
+        self, timeout_ms: int = 1000, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        if not self._joined:
+            raise StreamError("consumer is not started")
+        deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+        while True:
+            changed = self._log.changed()  # taken before reading: no wake-up slips between
+            batches = self._read(max_records or _DEFAULT_MAX_RECORDS)
+            if batches:
+                return batches
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await changed.wait()
+            except TimeoutError:
+                return {}
+
+    def _read(self, limit: int) -> dict[TopicPartition, list[Record]]:
+        batches: dict[TopicPartition, list[Record]] = {}
+        for partition, position in sorted(self._positions.items()):
+            if limit <= 0:
+                break
+            records = []
+            for index, payload in enumerate(self._segments[partition].read(position, limit)):
+                timestamp_ms, key, value, headers = decode(payload)
+                offset = position + index
+                records.append(
+                    Record(self._topic, partition, offset, key, value, headers, timestamp_ms)
+                )
+            if records:
+                batches[TopicPartition(self._topic, partition)] = records
+                self._positions[partition] = records[-1].offset + 1
+                limit -= len(records)
+        return batches
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        foreign = [tp for tp in offsets if tp.partition not in self._positions]
+        if foreign or any(tp.topic != self._topic for tp in offsets):
+            raise CommitFailed(f"not assigned to this member: {foreign or list(offsets)}")
+        await self._group.commit({tp.partition: offset for tp, offset in offsets.items()})
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition.partition not in self._positions:
+            raise StreamError(f"{partition} is not assigned to this member")
+        self._positions[partition.partition] = offset
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(TopicPartition(self._topic, p) for p in self._positions)
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        committed = self._group.committed
+        return {
+            TopicPartition(self._topic, p): self._segments[p].durable - committed.get(p, 0)
+            for p in self._positions
+        }
