@@ -36,9 +36,9 @@ def _dev(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from weir.store.tools import migrate_command
+    from weir.provision import provision
 
-    asyncio.run(migrate_command(settings))
+    asyncio.run(provision(settings))
 
 
 def _replay_dlq(settings: Settings) -> None:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_topic: str = Field("weir.events", description="Topic the API produces events to.")
     kafka_dlq_topic: str = Field("weir.events.dlq", description="Dead-letter topic.")
+    kafka_topic_partitions: int = Field(
+        6, description="Partitions `weir migrate` creates the topics with (the operator uses CRs)."
+    )
+    kafka_topic_replication_factor: int = Field(1, description="Replication of those topics.")
     kafka_consumer_group: str = Field("weir-consumer", description="Consumer group id.")
     kafka_auto_offset_reset: str = Field(
         "earliest", description="Where a new consumer group starts: `earliest` or `latest`."
