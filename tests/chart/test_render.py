@@ -85,9 +85,7 @@ def test_schema_rejects_a_misspelt_nested_value(tools: Tools) -> None:
 
 
 def test_without_operator_apis_no_foreign_resource_is_rendered(tools: Tools) -> None:
-    manifests = tools.render(
-        values=[CHART / "ci" / "full-in-cluster-values.yaml"], api_versions=()
-    )
+    manifests = tools.render(values=[CHART / "ci" / "full-in-cluster-values.yaml"], api_versions=())
     foreign = {"Kafka", "KafkaNodePool", "ClickHouseInstallation", "ScaledObject", "Topic"}
     assert not foreign & {m["kind"] for m in manifests}
     # With KEDA missing the consumer still scales, on CPU.
