@@ -184,3 +184,5 @@ def test_operator_rbac_is_least_privilege(default_render: list[Manifest], tools:
     assert not any("*" in rule["verbs"] for rule in role["rules"])
     namespaced = tools.render(sets={"operator.rbac.clusterWide": "false"})
     assert not by_kind(namespaced, "ClusterRole") and by_kind(namespaced, "Role")
+    operator = one(namespaced, "Deployment", "weir-operator")["spec"]["template"]["spec"]
+    assert operator["containers"][0]["args"] == ["operator", "--namespace", "weir"]
