@@ -6,18 +6,21 @@ async with TopicAdmin(settings) as admin:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, for_code
 
 from weir.core.config import Settings
 from weir.stream.kafka_config import client_options
 
 _TOPIC_OVERRIDE = 1  # DescribeConfigs source DYNAMIC_TOPIC_CONFIG: set on the topic itself
+_VISIBLE_WITHIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ def _raise_for(code: int, message: str | None, what: str) -> None:
 
 
 class TopicAdmin:
+    """Every change returns once the broker's metadata shows it (read-your-writes)."""
+
     def __init__(self, settings: Settings, bootstrap_servers: str | None = None) -> None:
         self._options = client_options(settings, bootstrap_servers)
         self._client: AIOKafkaAdminClient | None = None
@@ -74,6 +79,7 @@ class TopicAdmin:
             if code == TopicAlreadyExistsError.errno:
                 return False
             _raise_for(code, message, f"create topic {name}")
+        await self._visible(name, lambda d: d is not None)
         return True
 
     async def describe_topic(self, name: str) -> TopicDescription | None:
@@ -87,6 +93,7 @@ class TopicAdmin:
 
     async def create_partitions(self, name: str, total: int) -> None:
         await self.client.create_partitions({name: NewPartitions(total)})
+        await self._visible(name, lambda d: d is not None and d.partitions >= total)
 
     async def alter_configs(self, name: str, config: dict[str, str]) -> None:
         """Set topic-level configs, keeping the other overrides (AlterConfigs replaces all)."""
@@ -95,11 +102,24 @@ class TopicAdmin:
         for response in await self.client.alter_configs([resource]):
             for code, message, *_ in response.resources:
                 _raise_for(code, message, f"alter configs of {name}")
+        await self._visible(name, lambda d: d is not None and d.configs == merged)
 
     async def delete_topic(self, name: str) -> None:
         response = await self.client.delete_topics([name])
         for _, code, *_rest in response.topic_error_codes:
             _raise_for(code, None, f"delete topic {name}")
+        await self._visible(name, lambda d: d is None)
+
+    async def _visible(
+        self, name: str, shows_change: Callable[[TopicDescription | None], bool]
+    ) -> None:
+        # The controller answers before the broker serving reads has applied the change.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _VISIBLE_WITHIN_SECONDS
+        while not shows_change(await self.describe_topic(name)):
+            if loop.time() > deadline:
+                raise KafkaTimeoutError(f"change to topic {name} not visible in time")
+            await asyncio.sleep(0.05)
 
     async def _overrides(self, name: str) -> dict[str, str]:
         resource = ConfigResource(ConfigResourceType.TOPIC, name)

@@ -88,7 +88,7 @@ class Producer(Protocol):
         self,
         topic: str,
         messages: Sequence[Message],
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> list[Delivery]:
         """Return once EVERY message is acknowledged (acks=all), in the order given.
 
@@ -99,7 +99,7 @@ class Producer(Protocol):
 
     async def ping(
         self,
-        timeout: float | None = None,  # noqa: ASYNC109 - the bound is part of the contract
+        timeout: float | None = None,
         topic: str | None = None,
     ) -> None:
         """Readiness: raise StreamUnavailable unless the log answers (and `topic` exists)."""

@@ -69,7 +69,7 @@ class KafkaProducer:
         self,
         topic: str,
         messages: Sequence[Message],
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> list[Delivery]:
         producer = self._started()
         if self._pending + len(messages) > self._max_pending:
@@ -108,7 +108,7 @@ class KafkaProducer:
 
     async def ping(
         self,
-        timeout: float | None = None,  # noqa: ASYNC109 - the bound is part of the contract
+        timeout: float | None = None,
         topic: str | None = None,
     ) -> None:
         producer = self._started()

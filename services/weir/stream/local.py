@@ -46,7 +46,7 @@ class LocalProducer:
         self,
         topic: str,
         messages: Sequence[Message],
-        timeout: float | None = None,  # noqa: ASYNC109
+        timeout: float | None = None,
     ) -> list[Delivery]:
         if self._pending + len(messages) > self._max_pending:
             raise StreamFull(f"{self._pending} messages already await fsync")
@@ -68,7 +68,7 @@ class LocalProducer:
 
     async def ping(
         self,
-        timeout: float | None = None,  # noqa: ASYNC109 - the bound is part of the contract
+        timeout: float | None = None,
         topic: str | None = None,
     ) -> None:
         if not self._log.directory.is_dir():
