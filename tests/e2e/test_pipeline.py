@@ -1,0 +1,216 @@
+"""End to end on real parts: API -> Kafka broker -> consumer processes -> ClickHouse engine.
+
+The consumers are separate OS processes writing through the ClickHouse HTTP protocol to one chDB
+engine (tests/harness/chdb_http.py). One consumer is SIGKILLed while it holds an unflushed batch;
+two consumers then share the partitions. /metrics must equal a brute-force ground truth: nothing
+lost, nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from tests.e2e.processes import get_json, start_weir, wait_until_up
+from tests.e2e.truth import expected_metrics
+from tests.harness.clickhouse import free_port
+from tests.harness.kafka import TopicFactory
+from weir.api import create_app
+from weir.consumer import dead_letters
+from weir.core.config import Settings, StoreBackend
+from weir.stream import make_consumer, make_producer
+from weir.stream.base import Message
+
+CHANNELS = ("web", "mobile", "api", "email", "push")
+NAMES = ("signup", "purchase")
+
+
+def make_events(count: int, now: int, rng: random.Random) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_name": rng.choice(NAMES),
+            "channel": rng.choice(CHANNELS),
+            "user_id": f"user-{rng.randint(0, 150)}",
+            "timestamp": now - rng.randint(0, 3 * 86400),
+            "tags": [f"t{i}"],
+            "metadata": {"i": i},
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+async def pipeline_settings(
+    kafka_settings: Settings, kafka_topic: TopicFactory, clickhouse_http: str
+) -> Settings:
+    run = uuid.uuid4().hex[:10]
+    return kafka_settings.model_copy(
+        update={
+            "kafka_topic": await kafka_topic(partitions=4),
+            "kafka_dlq_topic": await kafka_topic(partitions=1),
+            "kafka_consumer_group": f"weir-e2e-{run}",
+            "store_backend": StoreBackend.CLICKHOUSE,
+            "clickhouse_url": clickhouse_http,
+            "clickhouse_database": f"e2e_{run}",
+            "batch_max_seconds": 0.5,
+            "metrics_port": 0,
+        }
+    )
+
+
+@pytest.fixture
+async def api(pipeline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(create_app(pipeline_settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://weir") as http:
+            yield http
+
+
+async def post_all(api: httpx.AsyncClient, items: list[Any], accepted: dict[str, Any]) -> None:
+    """Post in batches of 100 plus a few singles; record what was accepted, by event id."""
+    for start in range(0, len(items), 100):
+        chunk = items[start : start + 100]
+        response = await api.post("/events/batch", json=chunk)
+        assert response.status_code in (202, 207), response.text
+        for result in response.json()["results"]:
+            if result["status"] == "accepted":
+                accepted[result["event_id"]] = chunk[result["index"]]
+
+
+async def wait_for_totals(api: httpx.AsyncClient, truth: dict[str, Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = [
+            (await api.get("/metrics", params={"event_name": name})).json() for name in NAMES
+        ]
+        got = [(a["total_events"], a["unique_users"]) for a in answers]
+        want = [expected_metrics(truth, name) for name in NAMES]
+        if got == want:
+            return
+        assert time.monotonic() < deadline, f"metrics {got} never reached {want}"
+        await asyncio.sleep(0.5)
+
+
+async def check_every_view(api: httpx.AsyncClient, truth: dict[str, Any], now: int) -> None:
+    rng = random.Random(11)
+    windows: list[tuple[int | None, int | None]] = [(None, None), (now - 86400, None)]
+    for _ in range(4):  # windows whose edges cut through hours and days
+        start = now - rng.randint(0, 3 * 86400)
+        windows.append((start, start + rng.randint(1, 2 * 86400)))
+    for name in NAMES:
+        for start, end in windows:
+            params: dict[str, Any] = {"event_name": name}
+            if start is not None:
+                params["from"] = start
+            if end is not None:
+                params["to"] = end
+            body = (await api.get("/metrics", params=params)).json()
+            assert (body["total_events"], body["unique_users"]) == expected_metrics(
+                truth, name, start, end
+            ), params
+            for group_by in ("channel", "hour", "day"):
+                grouped = (await api.get("/metrics", params=params | {"group_by": group_by})).json()
+                assert grouped["grouped_by"] == group_by
+                assert grouped["data"] == expected_metrics(truth, name, start, end, group_by), (
+                    params,
+                    group_by,
+                )
+        filtered = (await api.get("/metrics", params={"event_name": name, "channel": "web"})).json()
+        assert (filtered["total_events"], filtered["unique_users"]) == expected_metrics(
+            truth, name, channel="web"
+        )
+
+
+async def test_exact_metrics_through_a_crash_and_two_consumers(
+    api: httpx.AsyncClient, pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    rng, now = random.Random(3), int(time.time())
+    events = make_events(1200, now, rng)
+    truth: dict[str, Any] = {}
+    invalid = [{"event_name": "signup"}, {**events[0], "channel": "fax"}]
+
+    # Phase 1: a consumer that holds a long batch, killed before it can flush it.
+    await post_all(api, events[:450] + invalid + events[450:500], truth)
+    slow_port = free_port()
+    slow = start_weir(
+        "consumer",
+        pipeline_settings.model_copy(
+            update={"batch_max_seconds": 600.0, "batch_max_events": 10**6, "metrics_port": slow_port}
+        ),
+        tmp_path / "slow.log",
+    )
+    status_url = f"http://127.0.0.1:{slow_port}/status"
+    wait_until_up(status_url, slow)
+    deadline = time.monotonic() + 60
+    while int(get_json(status_url)["batch_records"]) == 0:  # type: ignore[call-overload]
+        assert time.monotonic() < deadline, "the slow consumer never polled a record"
+        await asyncio.sleep(0.2)
+    slow.send_signal(signal.SIGKILL)
+    slow.wait(timeout=10)
+
+    # Phase 2: two consumers in one group; more events, exact resends, a poison message.
+    ports = [free_port(), free_port()]
+    consumers = [
+        start_weir(
+            "consumer",
+            pipeline_settings.model_copy(update={"metrics_port": port}),
+            tmp_path / f"consumer-{i}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+    try:
+        await post_all(api, events[500:], truth)
+        resends = rng.sample(events[:1000], 150)
+        await post_all(api, resends, truth)
+        for item in resends[:20]:
+            assert (await api.post("/events", json=item)).status_code == 202
+        keyed = {**events[0], "event_id": "client-key-1", "user_id": "keyed-user"}
+        for _ in range(2):
+            response = await api.post("/events", json=keyed)
+            assert response.json()["event_id"] == "client-key-1"
+        truth["client-key-1"] = keyed
+        poison = make_producer(pipeline_settings)
+        await poison.start()
+        await poison.send(pipeline_settings.kafka_topic, [Message(key=b"junk", value=b"not json")])
+        await poison.stop()
+
+        await wait_for_totals(api, truth, timeout=120)
+        await check_every_view(api, truth, now)
+        await asyncio.sleep(2)  # late redeliveries would show up as a double count now
+        await wait_for_totals(api, truth, timeout=0)
+
+        assignments = [get_json(f"http://127.0.0.1:{port}/status")["lag"] for port in ports]
+        assert all(assignments), f"both consumers should own partitions: {assignments}"
+        await assert_dead_letter(pipeline_settings)
+    finally:
+        for process in consumers:
+            process.send_signal(signal.SIGTERM)
+        exit_codes = [process.wait(timeout=30) for process in consumers]
+    assert exit_codes == [0, 0]
+
+
+async def assert_dead_letter(settings: Settings) -> None:
+    reader = make_consumer(settings, topic=settings.kafka_dlq_topic, group="dlq-reader")
+    await reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        records = []
+        while not records and time.monotonic() < deadline:
+            for batch in (await reader.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await reader.stop()
+    assert len(records) == 1 and records[0].value == b"not json"
+    headers = dict(records[0].headers)
+    assert headers[dead_letters.REASON].startswith(b"value: not JSON")
+    assert headers[dead_letters.SOURCE_TOPIC] == settings.kafka_topic.encode()
