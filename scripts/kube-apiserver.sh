@@ -40,10 +40,16 @@ log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 build() {
-    [[ -x "$BIN" ]] && return 0
-    if [[ -x "$SHARED_BIN" ]]; then
-        mkdir -p "$(dirname "$BIN")" && cp "$SHARED_BIN" "$BIN" && return 0
+    if [[ ! -x "$BIN" && -x "$SHARED_BIN" ]]; then
+        mkdir -p "$(dirname "$BIN")" && cp "$SHARED_BIN" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
     fi
+    [[ -x "$BIN" ]] || compile
+    if [[ ! -x "$SHARED_BIN" ]]; then
+        mkdir -p "$(dirname "$SHARED_BIN")" && cp "$BIN" "$SHARED_BIN.tmp" && mv "$SHARED_BIN.tmp" "$SHARED_BIN"
+    fi
+}
+
+compile() {
     command -v go >/dev/null || die "go not found"
     local src="$KUBE_HOME/src-$KUBE_VERSION" staging_version kube_gomod
     staging_version="v0.${KUBE_VERSION#v1.}"
@@ -71,7 +77,6 @@ build() {
     (cd "$src" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
         && nice go build -trimpath -ldflags "$ldflags" -o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
     mv "$BIN.tmp" "$BIN"
-    mkdir -p "$(dirname "$SHARED_BIN")" && cp "$BIN" "$SHARED_BIN.tmp" && mv "$SHARED_BIN.tmp" "$SHARED_BIN"
     log "built $BIN"
 }
 

@@ -10,6 +10,7 @@ import asyncio
 
 import kopf
 from aiokafka.errors import KafkaError
+
 from weir.store.base import StoreError, StoreUnavailable
 
 

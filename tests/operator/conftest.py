@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from weir.store.base import Store
 from weir.store.chdb import ChdbStore
 
 
 @pytest.fixture(scope="session")
 def operator_chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("operator-chdb")
+    # make_store(settings) opens `WEIR_DATA_DIR/chdb`: the operator and the tests share it.
+    return tmp_path_factory.mktemp("operator") / "chdb"
 
 
 @pytest.fixture

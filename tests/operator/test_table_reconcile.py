@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from weir.store.base import Store
 from weir_operator.table.model import DesiredTable, table_from_resource
 from weir_operator.table.reconcile import delete_table, reconcile_table

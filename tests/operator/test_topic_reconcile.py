@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+
 from weir.core.config import Settings
 from weir.stream.admin import TopicAdmin
 from weir_operator.topic.apply import delete_topic, reconcile_topic

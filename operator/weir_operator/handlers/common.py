@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+
 from weir.core.config import Settings
 from weir.store.base import Store
-
 from weir_operator.conditions import Condition, merge_conditions
 from weir_operator.settings import OperatorSettings
 

@@ -6,11 +6,22 @@ import logging
 from typing import Any
 
 import kopf
+
 from weir.core.config import get_settings
 from weir.store.base import make_store
-
 from weir_operator.handlers import configmaps
 from weir_operator.handlers.common import Runtime, install_runtime, runtime
+
+
+class _QuietTimerSuccess(logging.Filter):
+    """kopf logs every successful timer run at INFO, which would post an Event per resync."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Timer ") and message.endswith(" succeeded."))
+
+
+_QUIET_TIMERS = _QuietTimerSuccess()
 
 
 @kopf.on.startup()
@@ -20,9 +31,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="weir.dev", key="last-handled-configuration"
     )
-    # Only warnings from logs become Events; what the operator did is posted with kopf.info.
-    settings.posting.level = logging.WARNING
-    settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    # kopf.info/warn Events are filtered by this level too, so it stays at INFO.
+    settings.posting.level = logging.INFO
+    logging.getLogger("kopf.objects").addFilter(_QUIET_TIMERS)  # a no-op when already added
     settings.watching.server_timeout = 300
     weir_settings = get_settings()
     install_runtime(Runtime(settings=weir_settings, store=make_store(weir_settings)))
@@ -33,3 +44,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def cleanup(**_: Any) -> None:
     await configmaps.close()
     await runtime().store.close()
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Service account in a pod, else KUBECONFIG read now (kopf's client piggybacking reads it
+    when kubernetes_asyncio is imported, too early for tests and wrappers that set it later)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import kopf
-from weir.stream.admin import TopicAdmin
 
+from weir.stream.admin import TopicAdmin
 from weir_operator.conditions import not_ready
 from weir_operator.errors import reason_for, to_kopf
 from weir_operator.handlers.common import GROUP, OPERATOR, VERSION, runtime, write_status

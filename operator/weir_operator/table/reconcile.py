@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from weir.store.base import Store
 from weir.store.schema import drop, migrate
-
 from weir_operator.conditions import Condition, not_ready, ready
 from weir_operator.table.model import DesiredTable
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from weir.stream.admin import TopicDescription
-
 from weir_operator.topic.model import DesiredTopic, Refusal, TopicPlan
 
 
