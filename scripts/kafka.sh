@@ -42,16 +42,29 @@ fetch() {
         return 0
     fi
     command -v mvn >/dev/null || die "mvn not found (install Maven)"
+    # Concurrent test sessions may fetch at once: one resolves, the others wait and reuse it.
+    mkdir -p "$KAFKA_HOME"
+    exec 9>"$KAFKA_HOME/.fetch.lock"
+    flock 9
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        exec 9>&-
+        return 0
+    fi
     log "resolving Kafka jars into $LIB_DIR"
     # Resolve into a scratch dir and swap it in, so a failed fetch never leaves a half classpath.
     local tmp="$LIB_DIR.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    mvn -q -B -f "$POM" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime >&2
+    mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$KAFKA_HOME/fetch.log" 2>&1 || {
+        cat "$KAFKA_HOME/fetch.log" >&2
+        rm -rf "$tmp"
+        die "fetch failed (mvn dependency:copy-dependencies)"
+    }
     echo "$want" >"$tmp/.pom-sha256"
     rm -rf "$LIB_DIR"
     mv "$tmp" "$LIB_DIR"
+    exec 9>&-
 }
 
 running_pid() {

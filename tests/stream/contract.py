@@ -225,6 +225,7 @@ class StreamContract:
         with pytest.raises(StreamFull):
             await producer.send(topic, messages("full", 11))
         assert len(await producer.send(topic, messages("fits", 10))) == 10
+        assert await producer.send(topic, [], timeout=0.5) == []
         await producer.stop()
 
 

@@ -75,6 +75,10 @@ class LocalLog:
 
     def durable(self, segments: set[Segment]) -> asyncio.Future[None]:
         """A future done when everything appended to `segments` so far is fsync'd."""
+        if not segments:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         self._dirty |= segments
         if self._next_sync is None:
             self._next_sync = asyncio.get_running_loop().create_future()
