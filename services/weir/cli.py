@@ -13,14 +13,16 @@ def _api(settings: Settings) -> None:
     import uvicorn
 
     from weir.api import create_app
+    from weir.serving import GracefulServer
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
+    GracefulServer(config).run()
 
 
 def _consumer(settings: Settings) -> None:

@@ -15,6 +15,7 @@ import uvicorn
 from weir.api import create_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
+from weir.serving import GracefulServer
 from weir.store import make_store
 from weir.store.schema import TableSpec, migrate
 from weir.stream import make_consumer, make_producer
@@ -58,7 +59,7 @@ async def serve_embedded(settings: Settings) -> None:
     consumer = ConsumerLoop(settings, store, spec, producer, consumer_factory)
     consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
     app = create_app(settings, producer=producer, store=store)
-    server = uvicorn.Server(
+    server = GracefulServer(
         uvicorn.Config(
             app,
             host=settings.host,

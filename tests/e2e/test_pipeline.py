@@ -145,7 +145,11 @@ async def test_exact_metrics_through_a_crash_and_two_consumers(
     slow = start_weir(
         "consumer",
         pipeline_settings.model_copy(
-            update={"batch_max_seconds": 600.0, "batch_max_events": 10**6, "metrics_port": slow_port}
+            update={
+                "batch_max_seconds": 600.0,
+                "batch_max_events": 10**6,
+                "metrics_port": slow_port,
+            }
         ),
         tmp_path / "slow.log",
     )

@@ -22,7 +22,8 @@ def expected_metrics(
 ) -> Any:
     """`events`: event_id -> event as posted. Same shapes as the API's answers."""
     chosen = [
-        e for e in events.values()
+        e
+        for e in events.values()
         if e["event_name"] == event_name
         and (start is None or e["timestamp"] >= start)
         and (end is None or e["timestamp"] <= end)

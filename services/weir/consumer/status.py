@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -16,6 +15,7 @@ from starlette.routing import Mount, Route
 
 from weir.consumer.runner import ConsumerLoop
 from weir.observability import metrics
+from weir.serving import SideServer
 
 
 async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
@@ -26,14 +26,6 @@ async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
         f"{tp.topic}/{tp.partition}": value
         for tp, value in sorted(lag.items(), key=lambda item: item[0].partition)
     }
-
-
-class SideServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGTERM to the process's own shutdown logic."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def status_app(loop: ConsumerLoop) -> Starlette:
