@@ -55,6 +55,9 @@ def _operator(_: Settings) -> None:
     operator_main(sys.argv[2:])
 
 
+# Service names in traces, per command (OTEL_SERVICE_NAME overrides).
+SERVICE_NAMES = {"api": "weir-api", "consumer": "weir-consumer", "operator": "weir-operator"}
+
 COMMANDS = {
     "api": (_api, "serve the ingestion and metrics API (Kafka + ClickHouse)"),
     "consumer": (_consumer, "consume events from Kafka into ClickHouse"),
@@ -72,9 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         commands.add_parser(name, help=help_text, add_help=name != "operator")
     args, _unknown = parser.parse_known_args(argv)
     from weir.observability.logs import configure_logging
+    from weir.observability.tracing import configure_tracing
 
     settings = get_settings()
     configure_logging(settings)
+    configure_tracing(SERVICE_NAMES.get(args.command, f"weir-{args.command}"))
     COMMANDS[args.command][0](settings)
 
 

@@ -8,12 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from weir.api.errors import install_error_handlers
-from weir.api.ingest import HeaderHook, Ingestor
+from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
 from weir.api.routes import events, health, metrics
 from weir.core.config import Settings
 from weir.core.event import EventIn
+from weir.observability import metrics as prometheus
+from weir.observability.http import PrometheusMiddleware
 from weir.store import make_store
 from weir.store.base import Store
 from weir.store.schema import TableSpec, migrate
@@ -49,7 +52,10 @@ def create_app(
             app.state.settings = settings
             app.state.store = the_store
             app.state.table_spec = spec
-            app.state.ingestor = Ingestor(the_producer, settings, extra_headers)
+            app.state.ingestor = Ingestor(
+                the_producer, settings, extra_headers or trace_context_headers
+            )
+            prometheus.watch_producer(the_producer)
             yield
 
     app = FastAPIOffline(
@@ -63,6 +69,9 @@ def create_app(
     app.include_router(events.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
+    app.add_middleware(PrometheusMiddleware)
+    # Probes stay untraced: they would drown real traces at one span per kubelet check.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/ready")
     return app
 
 

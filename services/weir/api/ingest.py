@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from weir.api.errors import ApiError
 from weir.core.config import Settings
-from weir.core.event import SCHEMA_VERSION, StoredEvent, TimeWindow, validate_event
+from weir.core.event import (
+    SCHEMA_VERSION,
+    InvalidEvent,
+    StoredEvent,
+    TimeWindow,
+    validate_event,
+)
+from weir.observability import metrics, tracing
 from weir.stream.base import Message, Producer, StreamError
 
 HeaderHook = Callable[[StoredEvent], Sequence[tuple[str, bytes]]]
@@ -32,22 +39,34 @@ class Ingestor:
     @staticmethod
     def prepare(payload: object, window: TimeWindow, received_at_ms: int) -> StoredEvent:
         """Validate one payload (raises InvalidEvent) and fix its identity."""
-        event = validate_event(payload, window)
+        try:
+            event = validate_event(payload, window)
+        except InvalidEvent as error:
+            metrics.reject(metrics.rejection_reason(str(error)))
+            raise
         return StoredEvent(event.identity(), event, received_at_ms)
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """Return only once every event is acknowledged by the stream; else raise a 503."""
-        messages = [self._message(event) for event in events]
-        try:
-            await self.producer.send(
-                self.settings.kafka_topic, messages, timeout=self.settings.produce_timeout_seconds
-            )
-        except StreamError as error:
-            raise ApiError(
-                503,
-                f"kafka: events not stored, retry later ({error})",
-                headers={"Retry-After": str(self.settings.retry_after_seconds)},
-            ) from None
+        topic = self.settings.kafka_topic
+        # Messages are built inside the PRODUCER span: their traceparent is its context.
+        with tracing.producer_span(topic, len(events)):
+            messages = [self._message(event) for event in events]
+            started = time.perf_counter()
+            try:
+                await self.producer.send(
+                    topic, messages, timeout=self.settings.produce_timeout_seconds
+                )
+            except StreamError as error:
+                metrics.reject("unavailable", len(events))
+                raise ApiError(
+                    503,
+                    f"kafka: events not stored, retry later ({error})",
+                    headers={"Retry-After": str(self.settings.retry_after_seconds)},
+                ) from None
+            finally:
+                metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS_ACCEPTED.inc(len(events))
 
     def _message(self, event: StoredEvent) -> Message:
         key = event.event_id.encode()
@@ -59,6 +78,11 @@ class Ingestor:
         if self.extra_headers is not None:
             headers.extend(self.extra_headers(event))
         return Message(key=key, value=event.encode(), headers=tuple(headers))
+
+
+def trace_context_headers(_: StoredEvent) -> list[tuple[str, bytes]]:
+    """The default `extra_headers`: W3C `traceparent`/`tracestate` of the current span."""
+    return tracing.trace_headers()
 
 
 def now_ms() -> int:

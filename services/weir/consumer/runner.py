@@ -17,7 +17,7 @@ from weir.consumer.decode import DeadLetter, Decoded, decode
 from weir.consumer.dedupe import not_yet_stored, unique_in_batch
 from weir.consumer.sink import insert_until_stored
 from weir.core.config import Settings
-from weir.observability import metrics
+from weir.observability import metrics, tracing
 from weir.store.base import Store
 from weir.store.schema import TableSpec
 from weir.stream.base import CommitFailed, Consumer, Producer, RebalanceCallback, TopicPartition
@@ -75,41 +75,46 @@ class ConsumerLoop:
             batch = self.batch
             if not batch.records:
                 return
-            started = time.monotonic()
-            good: list[Decoded] = []
-            dead: list[DeadLetter] = []
-            for record in batch.records:
-                outcome = decode(record)
-                (good if isinstance(outcome, Decoded) else dead).append(outcome)  # type: ignore[arg-type]
-            dead_letters.check_ratio(
-                len(dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
-            )
-            fresh = await not_yet_stored(self.store, self.spec, unique_in_batch(good))
-            stored = await insert_until_stored(
-                self.store,
-                self.spec,
-                fresh,
-                token=batch.dedup_token(),
-                max_backoff=self.settings.insert_backoff_max_seconds,
-                stopping=self.stopping,
-                give_up_after_stop=self.settings.shutdown_grace_seconds,
-            )
-            if not stored:
-                log.warning("store unavailable at shutdown; batch left uncommitted")
-                self.batch = Batch()
-                return
-            await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, dead)
-            await self._commit(batch.next_offsets())
+            links = tracing.links_from(record.headers for record in batch.records)
+            with tracing.flush_span(links, len(batch)):
+                await self._flush(batch)
+
+    async def _flush(self, batch: Batch) -> None:
+        started = time.monotonic()
+        good: list[Decoded] = []
+        dead: list[DeadLetter] = []
+        for record in batch.records:
+            outcome = decode(record)
+            (good if isinstance(outcome, Decoded) else dead).append(outcome)  # type: ignore[arg-type]
+        dead_letters.check_ratio(
+            len(dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
+        )
+        fresh = await not_yet_stored(self.store, self.spec, unique_in_batch(good))
+        stored = await insert_until_stored(
+            self.store,
+            self.spec,
+            fresh,
+            token=batch.dedup_token(),
+            max_backoff=self.settings.insert_backoff_max_seconds,
+            stopping=self.stopping,
+            give_up_after_stop=self.settings.shutdown_grace_seconds,
+        )
+        if not stored:
+            log.warning("store unavailable at shutdown; batch left uncommitted")
             self.batch = Batch()
-            self.last_flush_at = time.time()
-            metrics.observe_flush(
-                records=len(batch),
-                inserted=len(fresh),
-                duplicates=len(good) - len(fresh),
-                dead=len(dead),
-                seconds=time.monotonic() - started,
-                received_at_ms=[d.event.received_at_ms for d in fresh],
-            )
+            return
+        await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, dead)
+        await self._commit(batch.next_offsets())
+        self.batch = Batch()
+        self.last_flush_at = time.time()
+        metrics.observe_flush(
+            records=len(batch),
+            inserted=len(fresh),
+            duplicates=len(good) - len(fresh),
+            dead=len(dead),
+            seconds=time.monotonic() - started,
+            received_at_ms=[d.event.received_at_ms for d in fresh],
+        )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

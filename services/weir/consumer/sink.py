@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from weir.consumer.decode import Decoded
+from weir.observability import metrics, tracing
 from weir.store.base import Store
 from weir.store.schema import INSERT_COLUMNS, TableSpec, insert_events
 
@@ -55,11 +56,14 @@ async def insert_until_stored(
     delay = 0.1
     stop_deadline: float | None = None
     loop = asyncio.get_running_loop()
+    links = tracing.links_from(decoded.record.headers for decoded in events)
     while True:
         try:
-            await insert_events(store, spec, columns, dedup_token=token)
+            with tracing.insert_span(spec.table, len(events), links):
+                await insert_events(store, spec, columns, dedup_token=token)
             return True
         except Exception as error:  # any store failure: keep the batch, back off, retry
+            metrics.INSERT_ERRORS.inc()
             log.warning("insert failed, retrying", extra={"error": str(error), "retry_in": delay})
         if stopping.is_set():
             stop_deadline = stop_deadline or loop.time() + give_up_after_stop

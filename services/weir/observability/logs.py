@@ -5,13 +5,26 @@ from __future__ import annotations
 import logging
 import sys
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from weir.core.config import Settings
 
 
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` (hex) of the current span, so log lines join their trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TraceContextFilter())
     if settings.log_format == "json":
         handler.setFormatter(
             JsonFormatter(

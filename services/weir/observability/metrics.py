@@ -50,3 +50,43 @@ def observe_flush(
     now_ms = time.time() * 1000
     for received in received_at_ms:
         END_TO_END.observe(max(0.0, (now_ms - received) / 1000))
+
+
+# --- api -------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "weir_http_requests_total", "HTTP requests by route template.", ["route", "method", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "weir_http_request_seconds", "HTTP request latency.", ["route"], buckets=LATENCY_BUCKETS
+)
+EVENTS_ACCEPTED = Counter("weir_events_accepted_total", "Events acknowledged by the stream.")
+EVENTS_REJECTED = Counter(
+    "weir_events_rejected_total",
+    "Events refused: the first invalid field, or size, content_type, unavailable.",
+    ["reason"],
+)
+PRODUCER_PENDING = Gauge(
+    "weir_producer_pending", "Messages handed to the producer and not yet acknowledged."
+)
+PRODUCE_SECONDS = Histogram(
+    "weir_producer_send_seconds", "Time from send to the broker's ack.", buckets=LATENCY_BUCKETS
+)
+
+
+def reject(reason: str, count: int = 1) -> None:
+    EVENTS_REJECTED.labels(reason=reason).inc(count)
+
+
+def rejection_reason(message: str) -> str:
+    """The field an InvalidEvent message names ("channel: must be ..." -> "channel")."""
+    field, sep, _ = message.partition(":")
+    if not sep or not field or " " in field:
+        return "invalid"
+    return "size" if "larger than" in message else field
+
+
+def watch_producer(producer: object) -> None:
+    """Report the producer's pending count (when its backend tracks one) at scrape time."""
+    pending = getattr(producer, "pending", None)
+    if isinstance(pending, int):
+        PRODUCER_PENDING.set_function(lambda: float(getattr(producer, "pending", 0)))

@@ -1,0 +1,105 @@
+"""OpenTelemetry tracing: setup from the OTEL_* variables, W3C context on Kafka messages.
+
+The API injects `traceparent`/`tracestate` into every message from its producer span; the consumer
+extracts them and links its flush and insert spans to every message's producer context.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link, Span, SpanKind
+
+TRACER_NAME = "weir"
+TRACE_HEADERS = ("traceparent", "tracestate")
+Headers = Sequence[tuple[str, bytes]]
+
+
+def configure_tracing(service_name: str) -> TracerProvider:
+    """Install a global TracerProvider. The sampler comes from OTEL_TRACES_SAMPLER(_ARG) (SDK
+    default: parentbased_always_on); spans are exported over OTLP/HTTP only when an endpoint is set,
+    so without one tracing costs little and still fills trace ids for logs and Kafka headers.
+    """
+    name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    ):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # The exporter reads the endpoint, headers and timeout from the OTEL_* variables itself.
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER_NAME)
+
+
+def trace_headers() -> list[tuple[str, bytes]]:
+    """W3C headers for the current span's context (empty when there is no sampled span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(key, carrier[key].encode()) for key in TRACE_HEADERS if key in carrier]
+
+
+def links_from(messages_headers: Iterable[Headers]) -> list[Link]:
+    """One link per distinct producer context found in the messages' headers."""
+    links: dict[tuple[int, int], Link] = {}
+    for headers in messages_headers:
+        carrier = {
+            name: value.decode("ascii", "replace")
+            for name, value in headers
+            if name in TRACE_HEADERS
+        }
+        if not carrier:
+            continue
+        context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+        if context.is_valid:
+            links.setdefault((context.trace_id, context.span_id), Link(context))
+    return list(links.values())
+
+
+@contextmanager
+def producer_span(topic: str, count: int) -> Iterator[Span]:
+    """The PRODUCER span around one send of `count` messages to `topic`."""
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": "send",
+        "messaging.batch.message_count": count,
+    }
+    with tracer().start_as_current_span(
+        f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        yield span
+
+
+@contextmanager
+def flush_span(links: Sequence[Link], records: int) -> Iterator[Span]:
+    """The consumer's `weir.consumer.flush` span, linked to every message's producer context."""
+    with tracer().start_as_current_span(
+        "weir.consumer.flush",
+        kind=SpanKind.CONSUMER,
+        links=links,
+        attributes={"messaging.system": "kafka", "messaging.batch.message_count": records},
+    ) as span:
+        yield span
+
+
+@contextmanager
+def insert_span(table: str, rows: int, links: Sequence[Link] = ()) -> Iterator[Span]:
+    with tracer().start_as_current_span(
+        "clickhouse insert",
+        kind=SpanKind.CLIENT,
+        links=links,
+        attributes={"db.system": "clickhouse", "db.collection.name": table, "db.rows": rows},
+    ) as span:
+        yield span
