@@ -21,20 +21,22 @@ from weir.core.config import Settings, get_settings
 from weir.store.base import Store
 from weir.stream.admin import TopicAdmin
 
+# A fresh machine builds kube-apiserver on first use (~6 min on 2 cores: operator/README.md).
+pytestmark = pytest.mark.timeout(1200)
 GROUP, VERSION = "weir.dev", "v1alpha1"
 NAMESPACE = f"weir-op-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="module")
 async def operator(
-    kube: client.ApiClient, kubeconfig: Path, kafka_broker: Any, operator_chdb_path: Path
+    kube: client.ApiClient, kubeconfig: Path, kafka_broker: Any, weir_data_dir: Path
 ) -> AsyncIterator[client.CustomObjectsApi]:
     await client.CoreV1Api(kube).create_namespace({"metadata": {"name": NAMESPACE}})
     with pytest.MonkeyPatch.context() as env:
         env.setenv("KUBECONFIG", str(kubeconfig))
         env.setenv("WEIR_KAFKA_BOOTSTRAP_SERVERS", kafka_broker.bootstrap_servers)
         env.setenv("WEIR_STORE_BACKEND", "chdb")
-        env.setenv("WEIR_DATA_DIR", str(operator_chdb_path.parent))
+        env.setenv("WEIR_DATA_DIR", str(weir_data_dir))  # the operator shares chdb_store's engine
         env.setenv("WEIR_OPERATOR_RESYNC_SECONDS", "2")
         env.setenv("WEIR_OPERATOR_RETRY_SECONDS", "1")
         get_settings.cache_clear()
@@ -164,7 +166,9 @@ async def test_topic_with_impossible_replication_reports_permanent_error(
     assert ready(obj)["reason"] == "InvalidReplicationFactor", ready(obj)
 
 
-async def test_table_lifecycle_and_wiring(operator: client.CustomObjectsApi, store: Store) -> None:
+async def test_table_lifecycle_and_wiring(
+    operator: client.CustomObjectsApi, chdb_store: Store
+) -> None:
     topic, table, database = (
         f"t-{uuid.uuid4().hex[:8]}",
         f"tab-{uuid.uuid4().hex[:6]}",
@@ -215,7 +219,7 @@ async def test_table_lifecycle_and_wiring(operator: client.CustomObjectsApi, sto
     await operator.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "tables", table)
 
     async def dropped() -> bool:
-        rows = await store.query_rows(
+        rows = await chdb_store.query_rows(
             "SELECT count() FROM system.tables WHERE database = {db:String}", {"db": database}
         )
         return rows[0][0] == 0

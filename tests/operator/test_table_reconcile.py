@@ -39,7 +39,8 @@ async def tables_in(store: Store, database: str) -> dict[str, dict[str, str]]:
     return out
 
 
-async def test_create_then_idempotent(store: Store, database: str) -> None:
+async def test_create_then_idempotent(chdb_store: Store, database: str) -> None:
+    store = chdb_store
     first = await reconcile_table(store, table(database))
     assert first.condition.status == "True" and first.applied and not first.refused
     assert first.rows == 0
@@ -50,7 +51,8 @@ async def test_create_then_idempotent(store: Store, database: str) -> None:
     assert second.applied == () and second.condition.message.endswith("no changes")
 
 
-async def test_additive_changes_applied_in_place(store: Store, database: str) -> None:
+async def test_additive_changes_applied_in_place(chdb_store: Store, database: str) -> None:
+    store = chdb_store
     await reconcile_table(store, table(database))
     await store.command(
         f"INSERT INTO {database}.events (event_id, event_name, channel, campaign_id, user_id,"
@@ -76,7 +78,8 @@ async def test_additive_changes_applied_in_place(store: Store, database: str) ->
     assert backfilled[0][0] == 1, "the new rollup is backfilled from the raw table"
 
 
-async def test_destructive_changes_refused_with_reason(store: Store, database: str) -> None:
+async def test_destructive_changes_refused_with_reason(chdb_store: Store, database: str) -> None:
+    store = chdb_store
     await reconcile_table(store, table(database))
     retyped = table(
         database, extraColumns=[{"name": "device_os", "type": "Int64", "path": "device.os"}]
@@ -94,7 +97,8 @@ async def test_destructive_changes_refused_with_reason(store: Store, database: s
     assert "device_os" in (await tables_in(store, database))["events"]
 
 
-async def test_delete_honours_policy(store: Store, database: str) -> None:
+async def test_delete_honours_policy(chdb_store: Store, database: str) -> None:
+    store = chdb_store
     retained = table(database)
     await reconcile_table(store, retained)
     assert await delete_table(store, retained) is False
