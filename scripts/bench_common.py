@@ -1,0 +1,117 @@
+"""Shared pieces of the benchmark scripts: a throwaway Kafka broker, event payloads, statistics.
+
+Not a test harness: the scripts print numbers and write JSON under bench-results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from weir.core.config import Settings, StreamBackend
+from weir.stream.admin import TopicAdmin
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
+CHANNELS = ("web", "mobile", "api", "email", "push")
+NAMES = ("signup", "purchase", "click", "view")
+CORES_NOTE = (
+    f"machine: {os.cpu_count()} cores shared by the load generator, the weir process(es) "
+    "and the Kafka broker (all on loopback); figures are a floor, not a capacity plan"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def kafka_broker(data_dir: Path) -> Iterator[tuple[str, int | None]]:
+    """A single-node broker on free ports (scripts/kafka.sh); yields (bootstrap, broker pid).
+
+    Stopped at the end through `kafka.sh stop` with the same env, i.e. by its own pid file.
+    """
+    port = free_port()
+    env = os.environ | {
+        "WEIR_KAFKA_PORT": str(port),
+        "WEIR_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "WEIR_KAFKA_DATA_DIR": str(data_dir),
+    }
+
+    def run(command: str, timeout: float) -> None:
+        done = subprocess.run(
+            [str(KAFKA_SCRIPT), command], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka.sh {command} failed:\n{done.stdout}\n{done.stderr}")
+
+    try:
+        run("start", timeout=180)
+        pid_file = data_dir / "kafka.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        yield f"127.0.0.1:{port}", pid
+    finally:
+        run("stop", timeout=60)
+
+
+def kafka_settings(bootstrap: str, **update: Any) -> Settings:
+    return Settings(
+        stream_backend=StreamBackend.KAFKA,
+        kafka_bootstrap_servers=bootstrap,
+        kafka_auto_offset_reset="earliest",
+        **update,
+    )
+
+
+async def create_topic(settings: Settings, name: str, partitions: int) -> None:
+    async with TopicAdmin(settings) as admin:
+        await admin.ensure_topic(name, partitions, replication_factor=1)
+
+
+def event_payload(index: int, now: int, rng: random.Random) -> dict[str, Any]:
+    """A realistic client event; `index` in metadata keeps every event id (digest) unique."""
+    return {
+        "event_name": rng.choice(NAMES),
+        "channel": rng.choice(CHANNELS),
+        "campaign_id": f"c{index % 17}" if index % 3 else None,
+        "user_id": f"user-{rng.randint(0, 50_000)}",
+        "timestamp": now - rng.randint(0, 6 * 86400),
+        "tags": ["bench", f"t{index % 5}"],
+        "metadata": {"i": index, "plan": "pro"},
+    }
+
+
+def percentile(sorted_samples: list[float], fraction: float) -> float:
+    if not sorted_samples:
+        return 0.0
+    return sorted_samples[min(len(sorted_samples) - 1, int(len(sorted_samples) * fraction))]
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of another process, from /proc (0 when unknown or gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime/stime are fields 14/15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report}
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
