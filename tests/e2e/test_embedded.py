@@ -84,3 +84,48 @@ def test_dev_serves_the_contract_and_keeps_data_across_restarts(tmp_path: Path) 
         again.send_signal(signal.SIGTERM)
         assert again.wait(timeout=30) == 0
     assert (tmp_path / "data" / "chdb").is_dir() and (tmp_path / "data" / "stream").is_dir()
+
+
+def test_extreme_windows_are_answered(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(
+        stream_backend=StreamBackend.LOCAL,
+        store_backend=StoreBackend.CHDB,
+        data_dir=tmp_path / "data",
+        port=port,
+        metrics_port=0,
+    )
+    base = f"http://127.0.0.1:{port}"
+    dev = start_weir("dev", settings, tmp_path / "dev.log")
+    try:
+        wait_until_up(f"{base}/health", dev)
+        event = {
+            "event_name": "signup",
+            "channel": "web",
+            "user_id": "a",
+            "timestamp": int(time.time()),
+        }
+        assert post(f"{base}/events", event)[0] == 202
+        assert wait_for_total(base, 1)["total_events"] == 1
+        for query in ("from=0", "to=99999999999", "from=0&to=99999999999&group_by=day"):
+            body = get_json(f"{base}/metrics?event_name=signup&{query}")
+            assert body.get("total_events", 1) == 1 and "error" not in body, (query, body)
+        for query, message in (
+            ("from=x", "from: must be an integer"),
+            ("from=5&to=4", "from: must not be after to"),
+            ("group_by=week", "group_by: must be one of"),
+            ("", "event_name: is required"),
+        ):
+            try:
+                urllib.request.urlopen(
+                    f"{base}/metrics?{query}&event_name="
+                    if not query
+                    else f"{base}/metrics?event_name=signup&{query}"
+                )
+            except urllib.error.HTTPError as error:
+                assert error.code == 400 and message in orjson.loads(error.read())["error"]
+            else:
+                raise AssertionError(f"{query} should be a 400")
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        assert dev.wait(timeout=30) == 0

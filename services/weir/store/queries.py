@@ -69,11 +69,11 @@ def _piece_sql(
     where = ["event_name = {event_name:String}"]
     params: dict[str, Any] = {}
     if piece.lo is not None:
-        where.append(f"{time_col} >= {{lo{n}:DateTime('UTC')}}")
-        params[f"lo{n}"] = piece.lo
+        where.append(f"{time_col} >= toDateTime({{lo{n}:UInt32}}, 'UTC')")
+        params[f"lo{n}"] = _clamp(piece.lo)
     if piece.hi is not None:
-        where.append(f"{time_col} < {{hi{n}:DateTime('UTC')}}")
-        params[f"hi{n}"] = piece.hi
+        where.append(f"{time_col} < toDateTime({{hi{n}:UInt32}}, 'UTC')")
+        params[f"hi{n}"] = _clamp(piece.hi)
     if q.channel is not None:
         where.append("channel = {channel:String}")
     condition = " AND ".join(where)
@@ -88,6 +88,11 @@ def _piece_sql(
         assert rollup is not None  # _steps only offers rollups the spec has
         sql = f"SELECT {grp} AS grp, total, users FROM {spec.rollup_ref(rollup)} WHERE {condition}"
     return sql, params
+
+
+def _clamp(seconds: int) -> int:
+    """DateTime's range is UInt32 seconds; any bound outside it means 'unbounded' on that side."""
+    return max(0, min(seconds, 2**32 - 1))
 
 
 def _steps(spec: TableSpec, group_by: GroupBy | None) -> tuple[int, ...]:
