@@ -20,8 +20,13 @@ from weir.stream.base import Record
 
 
 def event(**changes: Any) -> dict[str, Any]:
-    return {"event_name": "purchase", "channel": "mobile", "user_id": "u1",
-            "timestamp": int(time.time()), **changes}
+    return {
+        "event_name": "purchase",
+        "channel": "mobile",
+        "user_id": "u1",
+        "timestamp": int(time.time()),
+        **changes,
+    }
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
 from backports import zstd
+
 from weir.store.base import StoreError
 from weir.store.chdb_engine import ChdbEngine
 

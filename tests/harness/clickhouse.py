@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from weir.store.chdb import ChdbStore
 from weir.store.server import ServerStore
 from weir.store.spec import TableSpec

@@ -7,6 +7,8 @@ import random
 import time
 
 import pytest
+
+from tests.store.events import brute_groups, brute_totals, columns, random_events
 from weir.store.base import Store, StoreError
 from weir.store.queries import GroupBy, MetricsQuery, query_groups, query_totals
 from weir.store.schema import (
@@ -17,8 +19,6 @@ from weir.store.schema import (
     insert_events,
     migrate,
 )
-
-from tests.store.events import brute_groups, brute_totals, columns, random_events
 
 DAY = 86400
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from weir.store.chdb import ChdbStore
-from weir.store.server import ServerStore
 
 from tests.store.contract import StoreContract
+from weir.store.chdb import ChdbStore
+from weir.store.server import ServerStore
 
 
 class TestChdbStore(StoreContract):

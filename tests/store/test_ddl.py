@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from weir.core.config import Settings
 from weir.store import ddl
 from weir.store.schema import (
