@@ -1,0 +1,233 @@
+"""Benchmark the consumer: decode -> dedupe -> insert -> commit, in-process, into chDB.
+
+Pre-fills a topic (Kafka via scripts/kafka.sh, or `--stream local`), runs ConsumerLoop until the
+group's lag is 0, and reports events/s by wall time and per CPU-second of this process (chDB's
+engine threads count in it). Then splits the cost: decode() alone and insert_events alone.
+Prints the figures, writes bench-results/consumer.json.
+
+    .venv/bin/python scripts/bench_consumer.py --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench_common import CORES_NOTE, create_topic, event_payload, kafka_broker, write_report
+
+from weir.consumer.decode import Decoded, decode
+from weir.consumer.dedupe import not_yet_stored
+from weir.consumer.runner import ConsumerLoop
+from weir.consumer.sink import to_columns
+from weir.core.config import Settings, StoreBackend, StreamBackend
+from weir.core.event import SCHEMA_VERSION, StoredEvent, validate_event
+from weir.store import make_store
+from weir.store.base import Store
+from weir.store.schema import TableSpec, insert_events, migrate
+from weir.stream import local_log, make_consumer, make_producer
+from weir.stream.base import Consumer, Message, RebalanceCallback, Record
+
+PRODUCE_CHUNK = 10_000
+
+
+def build_messages(count: int) -> list[Message]:
+    """Events as the API puts them on the stream (same model, key and headers)."""
+    rng, now, received = random.Random(7), int(time.time()), time.time_ns() // 1_000_000
+    messages = []
+    for index in range(count):
+        event = validate_event(event_payload(index, now, rng), window=None)
+        stored = StoredEvent(event.identity(), event, received)
+        key = stored.event_id.encode()
+        headers = (
+            ("content-type", b"application/json"),
+            ("weir-schema", SCHEMA_VERSION),
+            ("event-id", key),
+        )
+        messages.append(Message(key=key, value=stored.encode(), headers=headers))
+    return messages
+
+
+async def prefill(settings: Settings, messages: list[Message]) -> float:
+    producer = make_producer(settings)
+    await producer.start()
+    began = time.perf_counter()
+    try:
+        for start in range(0, len(messages), PRODUCE_CHUNK):
+            await producer.send(settings.kafka_topic, messages[start : start + PRODUCE_CHUNK])
+    finally:
+        await producer.stop()
+    return time.perf_counter() - began
+
+
+async def consume_all(settings: Settings, store: Store, partitions: int) -> dict[str, float]:
+    """Run the real loop until every partition is assigned and fully committed."""
+    spec = TableSpec.from_settings(settings)
+    await migrate(store, spec)
+    dlq = make_producer(settings)
+    await dlq.start()
+
+    def factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
+        return make_consumer(
+            settings, settings.kafka_topic, settings.kafka_consumer_group, on_revoked, on_assigned
+        )
+
+    loop = ConsumerLoop(settings, store, spec, dlq, factory)
+    cpu_before, began = time.process_time(), time.perf_counter()
+    task = asyncio.create_task(loop.run())
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            if task.done():
+                task.result()  # surfaces the loop's error
+            assigned = loop.consumer.assignment()
+            if len(assigned) == partitions and sum((await loop.consumer.lag()).values()) == 0:
+                break
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+    finally:
+        loop.stop()
+        await task
+        await dlq.stop()
+    rows = await store.query_rows(f"SELECT count() FROM {spec.raw_ref}")
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "stored": float(rows[0][0])}
+
+
+def decode_only(messages: list[Message], topic: str) -> tuple[list[Decoded], float, float]:
+    records = [
+        Record(topic, 0, offset, m.key, m.value, m.headers, 0) for offset, m in enumerate(messages)
+    ]
+    cpu_before, began = time.process_time(), time.perf_counter()
+    decoded = [d for d in map(decode, records) if isinstance(d, Decoded)]
+    return decoded, time.perf_counter() - began, time.process_time() - cpu_before
+
+
+async def insert_only(
+    store: Store, decoded: list[Decoded], batch: int
+) -> tuple[dict[str, float], float, float]:
+    """insert_events on pre-built columns into a fresh table; then the dedupe lookup of the same
+    ids (the redelivery case: every id found)."""
+    spec = TableSpec(f"bench_insert_{uuid.uuid4().hex[:6]}", "events", ttl_days=0)
+    await migrate(store, spec)
+    chunks = [decoded[i : i + batch] for i in range(0, len(decoded), batch)]
+    columns = [to_columns(chunk) for chunk in chunks]
+    cpu_before, began = time.process_time(), time.perf_counter()
+    for number, data in enumerate(columns):
+        await insert_events(store, spec, data, dedup_token=f"bench/{number}")
+    insert = {"wall": time.perf_counter() - began, "cpu": time.process_time() - cpu_before}
+    cpu_before, began = time.process_time(), time.perf_counter()
+    for chunk in chunks:
+        await not_yet_stored(store, spec, chunk)
+    return insert, time.perf_counter() - began, time.process_time() - cpu_before
+
+
+def rate(events: int, seconds: float) -> float:
+    return round(events / seconds, 1) if seconds > 0 else 0.0
+
+
+async def bench(settings: Settings, args: argparse.Namespace) -> None:
+    began = time.perf_counter()
+    messages = build_messages(args.events)
+    build_seconds = time.perf_counter() - began
+    if settings.stream_backend is StreamBackend.KAFKA:
+        await create_topic(settings, settings.kafka_topic, args.partitions)
+    else:
+        local_log(settings).topic(settings.kafka_topic, args.partitions)
+    prefill_seconds = await prefill(settings, messages)
+    store = make_store(settings)
+    try:
+        run = await consume_all(settings, store, args.partitions)
+        decoded, decode_wall, decode_cpu = decode_only(messages, settings.kafka_topic)
+        insert, dedupe_wall, dedupe_cpu = await insert_only(store, decoded, args.batch)
+    finally:
+        await store.close()
+    if run["stored"] != args.events:
+        raise SystemExit(f"stored {run['stored']:.0f} rows, expected {args.events}")
+    n = args.events
+    figures: dict[str, Any] = {
+        "pipeline_events_per_s_wall": rate(n, run["wall_seconds"]),
+        "pipeline_events_per_cpu_s": rate(n, run["cpu_seconds"]),
+        "pipeline_wall_seconds": round(run["wall_seconds"], 2),
+        "pipeline_cpu_seconds": round(run["cpu_seconds"], 2),
+        "decode_only_events_per_s": rate(n, decode_wall),
+        "decode_only_events_per_cpu_s": rate(n, decode_cpu),
+        "insert_only_events_per_s": rate(n, insert["wall"]),
+        "insert_only_events_per_cpu_s": rate(n, insert["cpu"]),
+        "dedupe_lookup_events_per_s": rate(n, dedupe_wall),
+        "dedupe_lookup_events_per_cpu_s": rate(n, dedupe_cpu),
+    }
+    print(CORES_NOTE)
+    print(
+        f"stream={settings.stream_backend.value} store=chdb events={n:,} "
+        f"partitions={args.partitions} batch_max_events={args.batch} "
+        f"(built in {build_seconds:.1f} s, pre-filled in {prefill_seconds:.1f} s)"
+    )
+    print("CPU = this process (Python + chDB engine threads); the broker's CPU is not counted")
+    print(f"{'step':40} {'events/s wall':>14} {'events/CPU-s':>13}")
+    for label, key in (
+        ("pipeline (ConsumerLoop until lag 0)", "pipeline"),
+        ("decode only", "decode_only"),
+        ("dedupe lookup only (ids all present)", "dedupe_lookup"),
+        ("insert only (pre-built columns)", "insert_only"),
+    ):
+        wall_key = f"{key}_events_per_s_wall" if key == "pipeline" else f"{key}_events_per_s"
+        print(
+            f"{label:40} {figures[wall_key]:>14,.0f} {figures[f'{key}_events_per_cpu_s']:>13,.0f}"
+        )
+    write_report(
+        args.out,
+        {
+            "note": CORES_NOTE,
+            "stream": settings.stream_backend.value,
+            "store": "chdb",
+            "events": n,
+            "partitions": args.partitions,
+            "batch_max_events": args.batch,
+            "prefill_seconds": round(prefill_seconds, 2),
+            **figures,
+        },
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events to pre-fill")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
+    parser.add_argument("--batch", type=int, default=20_000, help="WEIR_BATCH_MAX_EVENTS")
+    parser.add_argument("--stream", choices=["kafka", "local"], default="kafka")
+    parser.add_argument("--bootstrap", help="use this Kafka broker instead of starting one")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/consumer.json"))
+    args = parser.parse_args()
+    run = uuid.uuid4().hex[:8]
+    with tempfile.TemporaryDirectory(prefix="weir-bench-consumer-") as tmp:
+        work = Path(tmp)
+        common: dict[str, Any] = {
+            "store_backend": StoreBackend.CHDB,
+            "data_dir": work / "weir",
+            "kafka_topic": f"bench-consumer-{run}",
+            "kafka_dlq_topic": f"bench-consumer-{run}.dlq",
+            "kafka_consumer_group": f"bench-{run}",
+            "kafka_auto_offset_reset": "earliest",
+            "batch_max_events": args.batch,
+            "metrics_port": 0,
+            "producer_max_pending": PRODUCE_CHUNK * 4,
+            "produce_timeout_seconds": 60.0,
+        }
+        if args.stream == "local":
+            settings = Settings(stream_backend=StreamBackend.LOCAL, **common)
+            await bench(settings, args)
+        elif args.bootstrap:
+            settings = Settings(kafka_bootstrap_servers=args.bootstrap, **common)
+            await bench(settings, args)
+        else:
+            with kafka_broker(work / "kafka") as (bootstrap, _pid):
+                settings = Settings(kafka_bootstrap_servers=bootstrap, **common)
+                await bench(settings, args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
