@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from weir.observability import metrics
@@ -44,11 +43,6 @@ class PrometheusMiddleware:
 
 
 def route_of(scope: Scope) -> str:
-    """The path template of the route that matched, e.g. `/events/batch`."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", UNMATCHED))
-    return UNMATCHED
+    """The path template of the route that handled the request (the router records it in the
+    scope), e.g. `/events/batch`; `unmatched` for 404s."""
+    return str(getattr(scope.get("route"), "path", UNMATCHED))
