@@ -15,7 +15,7 @@ from weir.consumer import dead_letters
 from weir.consumer.batch import Batch, BatchPolicy
 from weir.consumer.decode import DeadLetter, Decoded, decode
 from weir.consumer.dedupe import not_yet_stored, unique_in_batch
-from weir.consumer.sink import insert_until_stored
+from weir.consumer.sink import insert_until_stored, with_backoff
 from weir.core.config import Settings
 from weir.observability import metrics, tracing
 from weir.store.base import Store
@@ -89,8 +89,15 @@ class ConsumerLoop:
         dead_letters.check_ratio(
             len(dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
         )
-        fresh = await not_yet_stored(self.store, self.spec, unique_in_batch(good))
-        stored = await insert_until_stored(
+        unique = unique_in_batch(good)
+        fresh = await with_backoff(
+            lambda: not_yet_stored(self.store, self.spec, unique),
+            "lookup of stored ids",
+            self.settings.insert_backoff_max_seconds,
+            self.stopping,
+            self.settings.shutdown_grace_seconds,
+        )
+        stored = fresh is not None and await insert_until_stored(
             self.store,
             self.spec,
             fresh,
@@ -99,7 +106,7 @@ class ConsumerLoop:
             stopping=self.stopping,
             give_up_after_stop=self.settings.shutdown_grace_seconds,
         )
-        if not stored:
+        if fresh is None or not stored:
             log.warning("store unavailable at shutdown; batch left uncommitted")
             self.batch = Batch()
             return

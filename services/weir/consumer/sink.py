@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -16,6 +16,7 @@ from weir.store.base import Store
 from weir.store.schema import INSERT_COLUMNS, TableSpec, insert_events
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def to_columns(events: Sequence[Decoded]) -> list[list[Any]]:
@@ -38,6 +39,35 @@ def to_columns(events: Sequence[Decoded]) -> list[list[Any]]:
     return [columns[name] for name in INSERT_COLUMNS]
 
 
+async def with_backoff(
+    operation: Callable[[], Awaitable[T]],
+    what: str,
+    max_backoff: float,
+    stopping: asyncio.Event,
+    give_up_after_stop: float,
+) -> T | None:
+    """Run a store operation until it succeeds, backing off exponentially between attempts.
+
+    Returns None only when asked to stop and the store stayed unavailable for
+    `give_up_after_stop` seconds: the batch is then left uncommitted, so it is redelivered.
+    """
+    delay = 0.1
+    stop_deadline: float | None = None
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return await operation()
+        except Exception as error:  # any store failure: keep the batch, back off, retry
+            metrics.INSERT_ERRORS.inc()
+            log.warning(f"{what} failed, retrying", extra={"error": str(error), "retry_in": delay})
+        if stopping.is_set():
+            stop_deadline = stop_deadline or loop.time() + give_up_after_stop
+            if loop.time() >= stop_deadline:
+                return None
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_backoff)
+
+
 async def insert_until_stored(
     store: Store,
     spec: TableSpec,
@@ -47,27 +77,13 @@ async def insert_until_stored(
     stopping: asyncio.Event,
     give_up_after_stop: float,
 ) -> bool:
-    """Insert with `insert_deduplication_token`; retry the same rows with the same token.
-
-    Returns False only when asked to stop and the store stayed unavailable for
-    `give_up_after_stop` seconds: the batch is then left uncommitted, so it is redelivered.
-    """
+    """Insert with `insert_deduplication_token`; retry the same rows with the same token."""
     columns = to_columns(events)
-    delay = 0.1
-    stop_deadline: float | None = None
-    loop = asyncio.get_running_loop()
     links = tracing.links_from(decoded.record.headers for decoded in events)
-    while True:
-        try:
-            with tracing.insert_span(spec.table, len(events), links):
-                await insert_events(store, spec, columns, dedup_token=token)
-            return True
-        except Exception as error:  # any store failure: keep the batch, back off, retry
-            metrics.INSERT_ERRORS.inc()
-            log.warning("insert failed, retrying", extra={"error": str(error), "retry_in": delay})
-        if stopping.is_set():
-            stop_deadline = stop_deadline or loop.time() + give_up_after_stop
-            if loop.time() >= stop_deadline:
-                return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_backoff)
+
+    async def insert() -> bool:
+        with tracing.insert_span(spec.table, len(events), links):
+            await insert_events(store, spec, columns, dedup_token=token)
+        return True
+
+    return await with_backoff(insert, "insert", max_backoff, stopping, give_up_after_stop) or False

@@ -1,0 +1,99 @@
+"""Unit tests of the consumer's steps: decode, batch policy, token, in-batch dedupe, DLQ guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from weir.consumer import dead_letters
+from weir.consumer.batch import Batch, BatchPolicy
+from weir.consumer.decode import DeadLetter, Decoded, decode, trace_id_of
+from weir.consumer.dedupe import unique_in_batch
+from weir.core.event import EventIn, StoredEvent
+from weir.stream.base import Record
+
+TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def record(offset: int, value: bytes, key: bytes | None = None, partition: int = 0) -> Record:
+    return Record("t", partition, offset, key, value, (("traceparent", TRACEPARENT),), 0)
+
+
+def stored(user: str = "u", event_id: str | None = None) -> StoredEvent:
+    event = EventIn.model_validate(
+        {"event_name": "e", "channel": "web", "user_id": user, "timestamp": 1000}
+    )
+    return StoredEvent(event_id or event.identity(), event, 5)
+
+
+def test_decode_good_record_keeps_the_trace_id() -> None:
+    event = stored()
+    outcome = decode(record(0, event.encode(), event.event_id.encode()))
+    assert isinstance(outcome, Decoded) and outcome.trace_id == "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "reason"),
+    [
+        (b"garbage", None, "value: not JSON"),
+        (b'{"event_name": "e", "received_at": 1}', None, "is required"),
+        (stored().encode(), b"another-key", "key: does not match"),
+    ],
+)
+def test_decode_bad_records_become_dead_letters(
+    value: bytes, key: bytes | None, reason: str
+) -> None:
+    outcome = decode(record(0, value, key))
+    assert isinstance(outcome, DeadLetter) and reason in outcome.reason
+
+
+def test_trace_id_absent_or_malformed_is_empty() -> None:
+    assert trace_id_of(()) == "" and trace_id_of((("traceparent", b"junk"),)) == ""
+
+
+def test_batch_offsets_and_token_are_per_partition() -> None:
+    batch = Batch()
+    for partition, offset in [(1, 7), (0, 3), (1, 8), (0, 4), (0, 5)]:
+        batch.add(record(offset, b"x", partition=partition))
+    assert {tp.partition: o for tp, o in batch.next_offsets().items()} == {0: 6, 1: 9}
+    assert batch.dedup_token() == "t/0:3-5,t/1:7-8"
+
+
+def test_batch_policy_by_count_bytes_and_age() -> None:
+    policy = BatchPolicy(max_events=3, max_bytes=100, max_seconds=1.0)
+    batch = Batch()
+    assert not policy.is_due(batch)
+    batch.add(record(0, b"x"))
+    assert not policy.is_due(batch, now=batch.opened_at)
+    assert policy.is_due(batch, now=(batch.opened_at or 0) + 1.0)
+    for offset in (1, 2):
+        batch.add(record(offset, b"x"))
+    assert policy.is_due(batch, now=batch.opened_at)
+    big = Batch()
+    big.add(record(0, b"x" * 100))
+    assert policy.is_due(big, now=big.opened_at)
+
+
+def test_unique_in_batch_keeps_the_first_copy() -> None:
+    first, again, other = stored("a"), stored("a"), stored("b")
+    events = [Decoded(record(i, e.encode()), e, "") for i, e in enumerate([first, again, other])]
+    kept = unique_in_batch(events)
+    assert [d.record.offset for d in kept] == [0, 2]
+
+
+def test_dead_letter_guard() -> None:
+    dead_letters.check_ratio(dead=60, total=99, max_ratio=0.5, min_batch=100)  # batch too small
+    dead_letters.check_ratio(dead=50, total=100, max_ratio=0.5, min_batch=100)  # at the limit
+    with pytest.raises(dead_letters.DeadLetterRatioExceeded):
+        dead_letters.check_ratio(dead=51, total=100, max_ratio=0.5, min_batch=100)
+
+
+def test_dead_letter_headers_and_replay_strip_them() -> None:
+    source = record(42, b"garbage", b"k", partition=2)
+    message = dead_letters.to_message(DeadLetter(source, "value: not JSON"))
+    headers = dict(message.headers)
+    assert headers[dead_letters.REASON] == b"value: not JSON"
+    assert headers[dead_letters.SOURCE_PARTITION] == b"2"
+    assert headers[dead_letters.SOURCE_OFFSET] == b"42"
+    as_dead = Record("dlq", 0, 0, message.key, message.value, message.headers, 0)
+    replayed = dead_letters.replayable(as_dead)
+    assert dict(replayed.headers) == {"traceparent": TRACEPARENT} and replayed.key == b"k"
