@@ -17,7 +17,8 @@
 #   WEIR_KUBE_VERSION   Kubernetes version (default v1.33.13; kubectl here is 1.32, skew 1)
 #   WEIR_KUBE_HOME      cache root (default <repo>/.cache/kube-apiserver)
 #   The binary is also copied to ~/.cache/weir/ so another clone on this machine reuses it.
-#   WEIR_KUBE_PORT      secure port (default 16443); etcd uses WEIR_KUBE_ETCD_PORT (default 12379)
+#   WEIR_KUBE_PORT      secure port (default 16443); etcd: WEIR_KUBE_ETCD_PORT (12379) and
+#                       WEIR_KUBE_ETCD_PEER_PORT (etcd port + 1)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +26,7 @@ KUBE_VERSION="${WEIR_KUBE_VERSION:-v1.33.13}"
 KUBE_HOME="${WEIR_KUBE_HOME:-$REPO_ROOT/.cache/kube-apiserver}"
 PORT="${WEIR_KUBE_PORT:-16443}"
 ETCD_PORT="${WEIR_KUBE_ETCD_PORT:-12379}"
-ETCD_PEER_PORT="$((ETCD_PORT + 1))"
+ETCD_PEER_PORT="${WEIR_KUBE_ETCD_PEER_PORT:-$((ETCD_PORT + 1))}"
 BIN="$KUBE_HOME/bin/kube-apiserver-$KUBE_VERSION"
 # A copy outside the work tree keeps fresh clones on this machine (CI) from rebuilding.
 SHARED_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/weir/kube-apiserver-$KUBE_VERSION"

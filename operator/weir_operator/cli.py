@@ -47,8 +47,28 @@ async def run(
     )
 
 
+class _DropKopfSettings(logging.Filter):
+    """kopf attaches its OperatorSettings to each record for its Event poster (which has run by
+    the time the root handlers see the record); a JSON formatter cannot serialize them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("settings", None)
+        return True
+
+
+def configure_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if root.handlers:  # `weir operator`: weir.observability.logs configured JSON logs already
+        for handler in root.handlers:
+            handler.addFilter(_DropKopfSettings())
+        if verbose:
+            root.setLevel(logging.DEBUG)
+    else:  # `python -m weir_operator`
+        kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     asyncio.run(run(args.namespace, args.liveness))

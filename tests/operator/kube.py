@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,8 +21,20 @@ CRDS = sorted((REPO / "charts" / "weir" / "crds").glob("*.yaml"))
 T = TypeVar("T")
 
 
-def _script(command: str, timeout: float) -> str:
-    done = subprocess.run([str(SCRIPT), command], capture_output=True, text=True, timeout=timeout)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _script(command: str, timeout: float, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(SCRIPT), command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
     if done.returncode != 0:
         raise RuntimeError(f"kube-apiserver.sh {command} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout.strip()
@@ -27,12 +42,18 @@ def _script(command: str, timeout: float) -> str:
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> Iterator[Path]:
-    """Starts etcd + kube-apiserver (building it on first use: see operator/README.md)."""
-    path = Path(_script("start", timeout=3600).splitlines()[-1])
+    """Starts etcd + kube-apiserver (building it on first use: see operator/README.md).
+
+    Ports are this session's own, so concurrent runs on one machine do not share a server.
+    """
+    ports = ("WEIR_KUBE_PORT", "WEIR_KUBE_ETCD_PORT", "WEIR_KUBE_ETCD_PEER_PORT")
+    env = {name: str(_free_port()) for name in ports}
+    path = Path(_script("start", timeout=3600, env=env).splitlines()[-1])
     try:
         yield path
     finally:
-        _script("stop", timeout=60)
+        _script("stop", timeout=60, env=env)
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
