@@ -250,6 +250,11 @@ async def test_crd_validation_and_samples(operator: client.CustomObjectsApi) -> 
         await create(operator, "tables", bad_table)
     assert "rollup dimensions must be" in str(rejected.value.body)
 
+    await create(operator, "topics", topic_body("renamed", deletionPolicy="Retain"))
+    with pytest.raises(client.ApiException) as rejected:
+        await patch_spec(operator, "topics", "renamed", {"topicName": "other"})
+    assert "topicName is immutable" in str(rejected.value.body)
+
     for sample in sorted((REPO / "k8s" / "samples").glob("*.yaml")):
         for doc in yaml.safe_load_all(sample.read_text()):
             plural = {"Topic": "topics", "Table": "tables"}[doc["kind"]]
