@@ -164,3 +164,21 @@ async def test_oversized_item_in_batch_is_rejected_alone(client: httpx.AsyncClie
     )
     assert response.status_code == 207
     assert response.json()["results"][1]["error"] == "event: larger than 2048 bytes"
+
+
+async def test_early_refusals_are_counted_as_rejected(client: httpx.AsyncClient) -> None:
+    from prometheus_client import REGISTRY
+
+    def rejected(reason: str) -> float:
+        sample = REGISTRY.get_sample_value("weir_events_rejected_total", {"reason": reason})
+        return sample or 0.0
+
+    before = rejected("body"), rejected("size"), rejected("line")
+    await client.post("/events", content=b"{nope", headers={"content-type": "application/json"})
+    lines = b"\n".join([orjson.dumps(event()), b"{broken"])
+    await client.post(
+        "/events/batch", content=lines, headers={"content-type": "application/x-ndjson"}
+    )
+    await client.post("/events/batch", json=[event(), event(metadata={"pad": "x" * 2100})])
+    after = rejected("body"), rejected("size"), rejected("line")
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

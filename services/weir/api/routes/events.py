@@ -12,7 +12,9 @@ from weir.api.body import JSON, NDJSON, parse_json, read_body
 from weir.api.deps import IngestorDep, SettingsDep
 from weir.api.errors import ApiError
 from weir.api.ingest import now_ms
+from weir.core.config import Settings
 from weir.core.event import EventIn, InvalidEvent, StoredEvent
+from weir.observability import metrics
 
 router = APIRouter(tags=["events"])
 
@@ -39,7 +41,12 @@ async def post_event(request: Request, ingestor: IngestorDep, settings: Settings
     """Accept one event; 202 only once Kafka acknowledged it (acks=all)."""
     body = await read_body(request, (JSON,), settings.max_event_bytes)
     try:
-        event = ingestor.prepare(parse_json(body.data), ingestor.window(), now_ms())
+        payload = parse_json(body.data)
+    except ApiError:
+        metrics.reject("body")
+        raise
+    try:
+        event = ingestor.prepare(payload, ingestor.window(), now_ms())
     except InvalidEvent as error:
         raise ApiError(400, str(error)) from None
     await ingestor.publish([event])
@@ -68,10 +75,10 @@ async def post_batch(request: Request, ingestor: IngestorDep, settings: Settings
     accepted: list[StoredEvent] = []
     for index, item in enumerate(items):
         try:
-            if isinstance(item, InvalidEvent):
-                raise item
-            if _encoded_size(item) > settings.max_event_bytes:
-                raise InvalidEvent(f"event: larger than {settings.max_event_bytes} bytes")
+            early = item if isinstance(item, InvalidEvent) else _oversized(item, settings)
+            if early is not None:  # refused before validation, so counted here
+                metrics.reject(metrics.rejection_reason(str(early)))
+                raise early
             event = ingestor.prepare(item, window, received_at)
         except InvalidEvent as error:
             results.append({"index": index, "status": "rejected", "error": str(error)})
@@ -107,8 +114,10 @@ def _split(media_type: str, data: bytes) -> list[object]:
     return payload
 
 
-def _encoded_size(item: object) -> int:
-    return len(orjson.dumps(item)) if isinstance(item, dict) else 0
+def _oversized(item: object, settings: Settings) -> InvalidEvent | None:
+    if isinstance(item, dict) and len(orjson.dumps(item)) > settings.max_event_bytes:
+        return InvalidEvent(f"event: larger than {settings.max_event_bytes} bytes")
+    return None
 
 
 __all__ = ["EventIn", "router"]
