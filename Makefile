@@ -10,10 +10,12 @@ setup:
 dev: setup
 	$(VENV)/weir dev
 
-## Install everything the suite needs (venv, Kafka jars, helm, kubeconform) and run it.
+## Install everything the suite needs (venv, Kafka jars, helm, kubeconform, etcd + kube-apiserver)
+## and run it.
 test: setup
 	scripts/kafka.sh fetch
 	scripts/tools.sh
+	scripts/kube-apiserver.sh build
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
