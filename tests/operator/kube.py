@@ -9,7 +9,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -99,3 +99,57 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not true within {within}s: last result {result!r}")
         await asyncio.sleep(interval)
+
+
+def chart_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The operator's ServiceAccount, Role and RoleBinding exactly as the Helm chart renders them
+    for `weir operator --namespace` (helm from scripts/tools.sh, which `make test` runs first)."""
+    helm = Path(_script_output([str(REPO / "scripts" / "tools.sh"), "path"])) / "helm"
+    rendered = _script_output(
+        [
+            str(helm),
+            "template",
+            "weir",
+            str(REPO / "charts" / "weir"),
+            "-n",
+            namespace,
+            "--set",
+            "operator.rbac.clusterWide=false",
+            "--show-only",
+            "templates/operator/serviceaccount.yaml",
+            "--show-only",
+            "templates/operator/rbac.yaml",
+        ]
+    )
+    return [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+
+def _script_output(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+async def service_account_kubeconfig(
+    api: client.ApiClient, admin_kubeconfig: Path, namespace: str, target: Path
+) -> Path:
+    """Installs the chart's operator RBAC and writes a kubeconfig that acts as its account."""
+    account = ""
+    for doc in chart_rbac(namespace):
+        kind = doc["kind"]
+        if kind == "ServiceAccount":
+            account = doc["metadata"]["name"]
+            await client.CoreV1Api(api).create_namespaced_service_account(namespace, doc)
+        elif kind == "Role":
+            await client.RbacAuthorizationV1Api(api).create_namespaced_role(namespace, doc)
+        elif kind == "RoleBinding":
+            await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, doc)
+    token = await client.CoreV1Api(api).create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}}
+    )
+    config_doc = yaml.safe_load(admin_kubeconfig.read_text())  # noqa: ASYNC240 - tiny file
+    config_doc["users"] = [{"name": account, "user": {"token": token.status.token}}]
+    config_doc["contexts"][0]["context"].update(user=account, namespace=namespace)
+    target.write_text(yaml.safe_dump(config_doc))  # noqa: ASYNC240
+    return target

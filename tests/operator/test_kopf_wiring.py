@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.operator.kube import REPO, eventually
+from tests.operator.kube import REPO, eventually, service_account_kubeconfig
 from weir.core.config import Settings, get_settings
 from weir.store.base import Store
 from weir.stream.admin import TopicAdmin
@@ -32,8 +32,12 @@ async def operator(
     kube: client.ApiClient, kubeconfig: Path, kafka_broker: Any, weir_data_dir: Path
 ) -> AsyncIterator[client.CustomObjectsApi]:
     await client.CoreV1Api(kube).create_namespace({"metadata": {"name": NAMESPACE}})
+    # The operator acts as the chart's ServiceAccount with the chart's Role: RBAC gaps fail here.
+    operator_config = await service_account_kubeconfig(
+        kube, kubeconfig, NAMESPACE, kubeconfig.parent / f"operator-{NAMESPACE}.kubeconfig"
+    )
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("KUBECONFIG", str(kubeconfig))
+        env.setenv("KUBECONFIG", str(operator_config))
         env.setenv("WEIR_KAFKA_BOOTSTRAP_SERVERS", kafka_broker.bootstrap_servers)
         env.setenv("WEIR_STORE_BACKEND", "chdb")
         env.setenv("WEIR_DATA_DIR", str(weir_data_dir))  # the operator shares chdb_store's engine

@@ -35,6 +35,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     logging.getLogger("kopf.objects").addFilter(_QUIET_TIMERS)  # a no-op when already added
     settings.watching.server_timeout = 300
+    # No runtime watching of CRDs/namespaces: a one-time discovery suffices (the chart installs
+    # the CRDs first) and a namespaced operator then needs no cluster-scope RBAC at all.
+    settings.scanning.disabled = True
     weir_settings = get_settings()
     install_runtime(Runtime(settings=weir_settings, store=make_store(weir_settings)))
     await configmaps.connect()
