@@ -14,7 +14,13 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from weir.core.config import Settings
 from weir.stream.kafka_config import client_options
@@ -89,7 +95,11 @@ class TopicAdmin:
             return None
         partitions = topics[0]["partitions"]
         replicas = len(partitions[0]["replicas"]) if partitions else 0
-        return TopicDescription(name, len(partitions), replicas, await self._overrides(name))
+        try:
+            configs = await self._overrides(name)
+        except UnknownTopicOrPartitionError:
+            return None  # deleted between the two requests: metadata lags the controller
+        return TopicDescription(name, len(partitions), replicas, configs)
 
     async def create_partitions(self, name: str, total: int) -> None:
         await self.client.create_partitions({name: NewPartitions(total)})
