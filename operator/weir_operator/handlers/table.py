@@ -6,6 +6,7 @@ from typing import Any
 
 import kopf
 
+from weir.observability.tracing import reconcile_span
 from weir_operator import wiring
 from weir_operator.conditions import not_ready
 from weir_operator.errors import reason_for, to_kopf
@@ -46,7 +47,8 @@ async def _sync(
     try:
         desired = table_from_resource(name, spec)
         kafka_topic = _resolve_topic(topic_names, namespace, desired)
-        outcome = await reconcile_table(runtime().store, desired)
+        with reconcile_span("table", "apply", name):
+            outcome = await reconcile_table(runtime().store, desired)
         configmap = wiring.configmap_body(name, desired.spec, kafka_topic)
         kopf.adopt(configmap, owner=body)
         wired = await configmaps.apply_configmap(namespace or "default", configmap)
@@ -115,7 +117,8 @@ async def table_resync(
 async def table_delete(name: str, spec: kopf.Spec, body: kopf.Body, **_: Any) -> None:
     try:
         desired = table_from_resource(name, spec)
-        dropped = await delete_table(runtime().store, desired)
+        with reconcile_span("table", "delete", name):
+            dropped = await delete_table(runtime().store, desired)
     except Exception as error:
         raise to_kopf(error, OPERATOR.retry_seconds) from error
     what = desired.spec.raw_ref

@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from weir.observability.tracing import reconcile_span
 from weir.stream.admin import TopicAdmin
 from weir_operator.conditions import not_ready
 from weir_operator.errors import reason_for, to_kopf
@@ -21,7 +22,8 @@ async def _reconcile(name: str, spec: kopf.Spec) -> tuple[DesiredTopic, TopicOut
     desired = DesiredTopic.from_resource(name, spec)
     async with asyncio.timeout(OPERATOR.kafka_timeout_seconds):
         async with TopicAdmin(runtime().settings) as admin:
-            return desired, await reconcile_topic(admin, desired)
+            with reconcile_span("topic", "apply", desired.name):
+                return desired, await reconcile_topic(admin, desired)
 
 
 async def _sync(
@@ -94,7 +96,8 @@ async def topic_delete(name: str, spec: kopf.Spec, body: kopf.Body, **_: Any) ->
     try:
         async with asyncio.timeout(OPERATOR.kafka_timeout_seconds):
             async with TopicAdmin(runtime().settings) as admin:
-                deleted = await delete_topic(admin, desired)
+                with reconcile_span("topic", "delete", desired.name):
+                    deleted = await delete_topic(admin, desired)
     except Exception as error:
         raise to_kopf(error, OPERATOR.retry_seconds) from error
     if deleted:
