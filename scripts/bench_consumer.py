@@ -30,8 +30,8 @@ from weir.core.event import SCHEMA_VERSION, StoredEvent, validate_event
 from weir.store import make_store
 from weir.store.base import Store
 from weir.store.schema import TableSpec, insert_events, migrate
-from weir.stream import local_log, make_consumer, make_producer
-from weir.stream.base import Consumer, Message, RebalanceCallback, Record
+from weir.stream import local_log, make_producer
+from weir.stream.base import Message, Record
 
 PRODUCE_CHUNK = 10_000
 
@@ -72,12 +72,7 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
     dlq = make_producer(settings)
     await dlq.start()
 
-    def factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
-        return make_consumer(
-            settings, settings.kafka_topic, settings.kafka_consumer_group, on_revoked, on_assigned
-        )
-
-    loop = ConsumerLoop(settings, store, spec, dlq, factory)
+    loop = ConsumerLoop.from_settings(settings, store, spec, dlq)
     cpu_before, began = time.process_time(), time.perf_counter()
     task = asyncio.create_task(loop.run())
     try:

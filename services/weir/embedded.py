@@ -18,8 +18,7 @@ from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.serving import GracefulServer
 from weir.store import make_store
 from weir.store.schema import TableSpec, migrate
-from weir.stream import make_consumer, make_producer
-from weir.stream.base import Consumer, RebalanceCallback
+from weir.stream import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +46,7 @@ async def serve_embedded(settings: Settings) -> None:
     producer = make_producer(settings)
     await producer.start()
 
-    def consumer_factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
-        return make_consumer(
-            settings,
-            topic=settings.kafka_topic,
-            group=settings.kafka_consumer_group,
-            on_revoked=on_revoked,
-            on_assigned=on_assigned,
-        )
-
-    consumer = ConsumerLoop(settings, store, spec, producer, consumer_factory)
+    consumer = ConsumerLoop.from_settings(settings, store, spec, producer)
     consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
     app = create_app(settings, producer=producer, store=store)
     server = GracefulServer(

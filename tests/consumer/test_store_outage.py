@@ -15,8 +15,8 @@ from weir.core.event import EventIn, StoredEvent
 from weir.store import make_store
 from weir.store.queries import MetricsQuery, query_totals
 from weir.store.schema import TableSpec, migrate
-from weir.stream import make_consumer, make_producer
-from weir.stream.base import Consumer, Message, RebalanceCallback
+from weir.stream import make_producer
+from weir.stream.base import Message
 
 
 def messages(count: int, now: int) -> list[Message]:
@@ -56,12 +56,7 @@ async def test_consumer_rides_out_a_store_outage(
     batch = messages(300, int(time.time()))
     await producer.send(settings.kafka_topic, batch + batch[:50])  # with redelivered copies
 
-    def factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
-        return make_consumer(
-            settings, settings.kafka_topic, settings.kafka_consumer_group, on_revoked, on_assigned
-        )
-
-    loop = ConsumerLoop(settings, store, spec, producer, factory)
+    loop = ConsumerLoop.from_settings(settings, store, spec, producer)
     task = asyncio.create_task(loop.run())
     try:
         await asyncio.sleep(4)  # several failed attempts while ClickHouse is down

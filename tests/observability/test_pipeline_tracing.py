@@ -26,8 +26,7 @@ from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend
 from weir.store.chdb import ChdbStore
 from weir.store.schema import TableSpec, migrate
-from weir.stream import make_consumer, make_producer
-from weir.stream.base import Consumer, RebalanceCallback
+from weir.stream import make_producer
 
 
 @pytest.fixture
@@ -64,16 +63,7 @@ async def consume_until_stored(settings: Settings, store: ChdbStore, event_id: s
     dlq = make_producer(settings)
     await dlq.start()
 
-    def factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
-        return make_consumer(
-            settings,
-            topic=settings.kafka_topic,
-            group=settings.kafka_consumer_group,
-            on_revoked=on_revoked,
-            on_assigned=on_assigned,
-        )
-
-    loop = ConsumerLoop(settings, store, spec, dlq, factory)
+    loop = ConsumerLoop.from_settings(settings, store, spec, dlq)
     task = asyncio.create_task(loop.run())
     sql = f"SELECT trace_id FROM {spec.database}.{spec.table} WHERE event_id = {{id:String}}"
     try:

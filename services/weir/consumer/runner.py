@@ -20,6 +20,7 @@ from weir.core.config import Settings
 from weir.observability import metrics, tracing
 from weir.store.base import Store
 from weir.store.schema import TableSpec
+from weir.stream import make_consumer
 from weir.stream.base import CommitFailed, Consumer, Producer, RebalanceCallback, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,23 @@ class ConsumerLoop:
         self.batch = Batch()
         self.last_flush_at: float | None = None
         self._flush_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: Store, spec: TableSpec, dlq_producer: Producer
+    ) -> ConsumerLoop:
+        """The loop over the settings' events topic, as a member of the settings' group."""
+
+        def group_member(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
+            return make_consumer(
+                settings,
+                topic=settings.kafka_topic,
+                group=settings.kafka_consumer_group,
+                on_revoked=on_revoked,
+                on_assigned=on_assigned,
+            )
+
+        return cls(settings, store, spec, dlq_producer, group_member)
 
     async def run(self) -> None:
         await self.consumer.start()

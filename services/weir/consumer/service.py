@@ -12,8 +12,7 @@ from weir.consumer.status import serve_status
 from weir.core.config import Settings
 from weir.store import make_store
 from weir.store.schema import TableSpec, migrate
-from weir.stream import make_consumer, make_producer
-from weir.stream.base import Consumer, RebalanceCallback
+from weir.stream import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +24,7 @@ async def run_consumer(settings: Settings) -> None:
     dlq_producer = make_producer(settings)
     await dlq_producer.start()
 
-    def consumer_factory(on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> Consumer:
-        return make_consumer(
-            settings,
-            topic=settings.kafka_topic,
-            group=settings.kafka_consumer_group,
-            on_revoked=on_revoked,
-            on_assigned=on_assigned,
-        )
-
-    loop = ConsumerLoop(settings, store, spec, dlq_producer, consumer_factory)
+    loop = ConsumerLoop.from_settings(settings, store, spec, dlq_producer)
     running = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         running.add_signal_handler(signum, loop.stop)
