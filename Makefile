@@ -19,10 +19,11 @@ test: setup
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+	$(VENV)/lint-imports
 	$(VENV)/pytest -q
 
 lint: setup
-	$(VENV)/ruff check . && $(VENV)/ruff format --check . && $(VENV)/mypy
+	$(VENV)/ruff check . && $(VENV)/ruff format --check . && $(VENV)/mypy && $(VENV)/lint-imports
 
 ## A local broker on 127.0.0.1:9092 for running `weir api` / `weir consumer` by hand.
 kafka-start:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from weir.core.config import Settings, StreamBackend
-from weir.stream.admin import TopicAdmin
+from weir.stream import TopicAdmin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"

@@ -24,14 +24,10 @@ from bench_common import CORES_NOTE, create_topic, event_payload, kafka_broker, 
 from weir.consumer.decode import Decoded, decode
 from weir.consumer.dedupe import not_yet_stored
 from weir.consumer.runner import ConsumerLoop
-from weir.consumer.sink import to_columns
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.core.event import SCHEMA_VERSION, StoredEvent, validate_event
-from weir.store import make_store
-from weir.store.base import Store
-from weir.store.schema import TableSpec, insert_events, migrate
-from weir.stream import local_log, make_producer
-from weir.stream.base import Message, Record
+from weir.store import Store, TableSpec, insert_events, make_store, migrate, to_columns
+from weir.stream import Message, Record, local_log, make_producer
 
 PRODUCE_CHUNK = 10_000
 
@@ -42,7 +38,7 @@ def build_messages(count: int) -> list[Message]:
     messages = []
     for index in range(count):
         event = validate_event(event_payload(index, now, rng), window=None)
-        stored = StoredEvent(event.identity(), event, received)
+        stored = StoredEvent.accept(event, received)
         key = stored.event_id.encode()
         headers = (
             ("content-type", b"application/json"),
@@ -109,7 +105,7 @@ async def insert_only(
     spec = TableSpec(f"bench_insert_{uuid.uuid4().hex[:6]}", "events", ttl_days=0)
     await migrate(store, spec)
     chunks = [decoded[i : i + batch] for i in range(0, len(decoded), batch)]
-    columns = [to_columns(chunk) for chunk in chunks]
+    columns = [to_columns([d.event for d in c], [d.trace_id for d in c]) for c in chunks]
     cpu_before, began = time.process_time(), time.perf_counter()
     for number, data in enumerate(columns):
         await insert_events(store, spec, data, dedup_token=f"bench/{number}")

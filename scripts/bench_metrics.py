@@ -15,9 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from weir.store import (
+    INSERT_COLUMNS,
+    GroupBy,
+    MetricsQuery,
+    TableSpec,
+    migrate,
+    query_groups,
+    query_totals,
+)
 from weir.store.chdb import ChdbStore
-from weir.store.queries import GroupBy, MetricsQuery, query_groups, query_totals
-from weir.store.schema import INSERT_COLUMNS, TableSpec, migrate
 
 DAY = 86400
 CHUNK = 1_000_000

@@ -15,10 +15,8 @@ import uvicorn
 from weir.api import create_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
+from weir.parts import open_parts
 from weir.serving import GracefulServer
-from weir.store import make_store
-from weir.store.schema import TableSpec, migrate
-from weir.stream import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +38,23 @@ def run_embedded(settings: Settings) -> None:
 
 async def serve_embedded(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = make_store(settings)
-    spec = TableSpec.from_settings(settings)
-    await migrate(store, spec)
-    producer = make_producer(settings)
-    await producer.start()
-
-    consumer = ConsumerLoop.from_settings(settings, store, spec, producer)
-    consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
-    app = create_app(settings, producer=producer, store=store)
-    server = GracefulServer(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    async with open_parts(settings, migrate=True) as parts:
+        consumer = ConsumerLoop.from_settings(settings, parts.store, parts.spec, parts.producer)
+        consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
+        app = create_app(settings, producer=parts.producer, store=parts.store)
+        server = GracefulServer(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            )
         )
-    )
-    log.info("weir dev serving", extra={"url": f"http://{settings.host}:{settings.port}"})
-    try:
-        await server.serve()
-    finally:
-        consumer.stop()
-        with contextlib.suppress(Exception):
-            await consumer_task
-        await producer.stop()
-        await store.close()
+        log.info("weir dev serving", extra={"url": f"http://{settings.host}:{settings.port}"})
+        try:
+            await server.serve()
+        finally:
+            consumer.stop()
+            with contextlib.suppress(Exception):
+                await consumer_task

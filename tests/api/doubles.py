@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from weir.stream.base import Delivery, Message, StreamError
+from weir.stream import Delivery, Message, StreamError
 
 
 class RecordingProducer:

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from tests.api.doubles import RecordingProducer
-from weir.stream.base import StreamFull, StreamUnavailable
+from weir.stream import StreamFull, StreamUnavailable
 
 
 def event(**changes: Any) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from tests.api.doubles import IdleStore
 from tests.harness.kafka import KafkaBroker, TopicFactory
 from weir.api import create_app
 from weir.core.config import Settings
-from weir.stream import make_consumer
-from weir.stream.base import Record
+from weir.stream import Record, make_consumer
 
 
 def event(**changes: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.api.doubles import IdleStore, RecordingProducer
-from weir.stream.base import StreamUnavailable
+from weir.stream import StreamUnavailable
 
 
 async def test_health(client: httpx.AsyncClient) -> None:

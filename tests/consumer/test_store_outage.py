@@ -12,11 +12,8 @@ from tests.harness.kafka import TopicFactory
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend
 from weir.core.event import EventIn, StoredEvent
-from weir.store import make_store
-from weir.store.queries import MetricsQuery, query_totals
-from weir.store.schema import TableSpec, migrate
-from weir.stream import make_producer
-from weir.stream.base import Message
+from weir.store import MetricsQuery, TableSpec, make_store, migrate, query_totals
+from weir.stream import Message, make_producer
 
 
 def messages(count: int, now: int) -> list[Message]:
@@ -25,7 +22,7 @@ def messages(count: int, now: int) -> list[Message]:
         event = EventIn.model_validate(
             {"event_name": "open", "channel": "push", "user_id": f"u{i % 7}", "timestamp": now - i}
         )
-        stored = StoredEvent(event.identity(), event, received_at_ms=now * 1000)
+        stored = StoredEvent.accept(event, received_at_ms=now * 1000)
         out.append(Message(stored.event_id.encode(), stored.encode()))
     return out
 

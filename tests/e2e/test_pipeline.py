@@ -28,8 +28,8 @@ from tests.harness.kafka import TopicFactory
 from weir.api import create_app
 from weir.consumer import dead_letters
 from weir.core.config import Settings, StoreBackend
-from weir.stream import make_consumer, make_producer
-from weir.stream.base import Message
+from weir.provision import provision
+from weir.stream import Message, make_consumer, make_producer
 
 CHANNELS = ("web", "mobile", "api", "email", "push")
 NAMES = ("signup", "purchase")
@@ -54,7 +54,7 @@ async def pipeline_settings(
     kafka_settings: Settings, kafka_topic: TopicFactory, clickhouse_http: str
 ) -> Settings:
     run = uuid.uuid4().hex[:10]
-    return kafka_settings.model_copy(
+    settings = kafka_settings.model_copy(
         update={
             "kafka_topic": await kafka_topic(partitions=4),
             "kafka_dlq_topic": await kafka_topic(partitions=1),
@@ -66,6 +66,8 @@ async def pipeline_settings(
             "metrics_port": 0,
         }
     )
+    await provision(settings)  # the migration owner, as the chart's Job (api/consumer run no DDL)
+    return settings
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ from urllib.parse import parse_qsl, urlsplit
 import lz4.frame
 from backports import zstd
 
-from weir.store.base import StoreError
-from weir.store.chdb_engine import ChdbEngine
+from weir.store import StoreError
+from weir.store.chdb import ChdbEngine
 
 # URL parameters that steer the HTTP layer rather than being ClickHouse settings.
 HTTP_ONLY = {

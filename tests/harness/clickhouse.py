@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from weir.store import TableSpec
 from weir.store.chdb import ChdbStore
 from weir.store.server import ServerStore
-from weir.store.spec import TableSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from weir.core.config import Settings, StreamBackend
-from weir.stream.admin import TopicAdmin
+from weir.stream import TopicAdmin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"

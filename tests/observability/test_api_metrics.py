@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.doubles import IdleStore, RecordingProducer
 from weir.api import create_app
 from weir.core.config import Settings
-from weir.stream.base import StreamUnavailable
+from weir.stream import StreamUnavailable
 
 
 @pytest.fixture

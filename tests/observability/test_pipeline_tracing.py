@@ -24,8 +24,8 @@ from tests.harness.kafka import TopicFactory
 from weir.api import create_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend
+from weir.store import TableSpec, migrate
 from weir.store.chdb import ChdbStore
-from weir.store.schema import TableSpec, migrate
 from weir.stream import make_producer
 
 

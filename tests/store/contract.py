@@ -1,4 +1,5 @@
-"""One contract, run against every `Store` backend (see test_chdb.py, test_server.py)."""
+"""One contract, run against every `Store` backend (see test_backends.py: chDB in-process, and
+clickhouse-connect over HTTP to the chDB shim of tests/harness/chdb_http.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import time
 import pytest
 
 from tests.store.events import brute_groups, brute_totals, columns, random_events
-from weir.store.base import Store, StoreError
-from weir.store.queries import GroupBy, MetricsQuery, query_groups, query_totals
-from weir.store.schema import (
+from weir.store import (
     ExtraColumn,
+    GroupBy,
+    MetricsQuery,
     Rollup,
+    Store,
+    StoreError,
     TableSpec,
     existing_event_ids,
     insert_events,
     migrate,
+    query_groups,
+    query_totals,
 )
 
 DAY = 86400

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from weir.store.queries import GroupBy, GroupRow, MetricsQuery, Totals
-from weir.store.spec import INSERT_COLUMNS
+from weir.store import INSERT_COLUMNS, GroupBy, GroupRow, MetricsQuery, Totals
 
 CHANNELS = ("web", "ios", "android", "email")
 NAMES = ("click", "view")

@@ -7,18 +7,17 @@ import dataclasses
 import pytest
 
 from weir.core.config import Settings
-from weir.store import ddl
-from weir.store.schema import (
+from weir.store import (
     DEFAULT_ROLLUPS,
     ExistingSchema,
     ExistingTable,
     ExtraColumn,
     Rollup,
     TableSpec,
-    create_all,
-    drop_all,
+    ddl,
     plan_migration,
 )
+from weir.store.ddl import create_all, drop_all
 from weir.store.windows import DAY, HOUR, Piece, split_window
 
 SPEC = TableSpec("weir", "events", ttl_days=30)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,11 +17,9 @@ from weir.core.config import Settings
 from weir.core.event import EventIn
 from weir.observability import metrics as prometheus
 from weir.observability.http import PrometheusMiddleware
-from weir.store import make_store
-from weir.store.base import Store
-from weir.store.schema import TableSpec, migrate
-from weir.stream import make_producer
-from weir.stream.base import Producer
+from weir.parts import open_parts
+from weir.store import Store
+from weir.stream import Producer
 
 
 def create_app(
@@ -36,26 +34,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as owned:
-            the_producer = producer
-            if the_producer is None:
-                the_producer = make_producer(settings)
-                await the_producer.start()
-                owned.push_async_callback(the_producer.stop)
-            the_store = store
-            if the_store is None:
-                the_store = make_store(settings)
-                owned.push_async_callback(the_store.close)
-            spec = TableSpec.from_settings(settings)
-            if store is None:
-                await migrate(the_store, spec)
+        # No DDL here: the migration owner (operator, `weir migrate`, `weir dev`) runs it.
+        async with open_parts(settings, store=store, producer=producer) as parts:
             app.state.settings = settings
-            app.state.store = the_store
-            app.state.table_spec = spec
+            app.state.store = parts.store
+            app.state.table_spec = parts.spec
             app.state.ingestor = Ingestor(
-                the_producer, settings, extra_headers or trace_context_headers
+                parts.producer, settings, extra_headers or trace_context_headers
             )
-            prometheus.watch_producer(the_producer)
+            prometheus.watch_producer(parts.producer)
             yield
 
     app = FastAPIOffline(

@@ -8,8 +8,7 @@ from fastapi import Depends, Request
 
 from weir.api.ingest import Ingestor
 from weir.core.config import Settings
-from weir.store.base import Store
-from weir.store.schema import TableSpec
+from weir.store import Store, TableSpec
 
 
 def _settings(request: Request) -> Settings:

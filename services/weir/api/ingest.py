@@ -16,7 +16,7 @@ from weir.core.event import (
     validate_event,
 )
 from weir.observability import metrics, tracing
-from weir.stream.base import Message, Producer, StreamError
+from weir.stream import Message, Producer, StreamError
 
 HeaderHook = Callable[[StoredEvent], Sequence[tuple[str, bytes]]]
 
@@ -44,7 +44,7 @@ class Ingestor:
         except InvalidEvent as error:
             metrics.reject(metrics.rejection_reason(str(error)))
             raise
-        return StoredEvent(event.identity(), event, received_at_ms)
+        return StoredEvent.accept(event, received_at_ms)
 
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """Return only once every event is acknowledged by the stream; else raise a 503."""

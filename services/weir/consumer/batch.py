@@ -1,48 +1,52 @@
-"""Step 2: accumulate records until the batch is full by count, by bytes or by age."""
+"""Step 2: accumulate decoded records until the batch is full by count, by bytes or by age."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-from weir.stream.base import Record, TopicPartition
+from weir.consumer.decode import DeadLetter, Decoded
+from weir.stream import TopicPartition
 
 
 @dataclass
 class Batch:
-    """Records of every assigned partition, in arrival order, with the offsets to commit."""
+    """Decoded events and dead letters of every assigned partition, in arrival order, with the
+    offset range of each partition (what to commit, and the insert's deduplication token)."""
 
-    records: list[Record] = field(default_factory=list)
+    events: list[Decoded] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
     size_bytes: int = 0
     opened_at: float | None = None
+    _ranges: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
 
-    def add(self, record: Record) -> None:
+    def add(self, outcome: Decoded | DeadLetter) -> None:
         if self.opened_at is None:
             self.opened_at = time.monotonic()
-        self.records.append(record)
+        if isinstance(outcome, Decoded):
+            self.events.append(outcome)
+        else:
+            self.dead.append(outcome)
+        record = outcome.record
         self.size_bytes += len(record.value) + len(record.key or b"")
+        tp = record.topic_partition
+        first, last = self._ranges.get(tp, (record.offset, record.offset))
+        self._ranges[tp] = (min(first, record.offset), max(last, record.offset))
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.events) + len(self.dead)
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the offset to commit once this batch is stored: last + 1."""
-        offsets: dict[TopicPartition, int] = {}
-        for record in self.records:
-            tp = record.topic_partition
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        return offsets
+        return {tp: last + 1 for tp, (_, last) in self._ranges.items()}
 
     def dedup_token(self) -> str:
         """Deterministic for a given set of records: topic/partition:first-last, sorted."""
-        ranges: dict[TopicPartition, tuple[int, int]] = {}
-        for record in self.records:
-            tp = record.topic_partition
-            first, last = ranges.get(tp, (record.offset, record.offset))
-            ranges[tp] = (min(first, record.offset), max(last, record.offset))
         return ",".join(
             f"{tp.topic}/{tp.partition}:{first}-{last}"
-            for tp, (first, last) in sorted(ranges.items(), key=lambda item: item[0].partition)
+            for tp, (first, last) in sorted(
+                self._ranges.items(), key=lambda item: item[0].partition
+            )
         )
 
 
@@ -53,7 +57,7 @@ class BatchPolicy:
     max_seconds: float
 
     def is_due(self, batch: Batch, now: float | None = None) -> bool:
-        if not batch.records:
+        if not len(batch):
             return False
         if len(batch) >= self.max_events or batch.size_bytes >= self.max_bytes:
             return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from weir.consumer.decode import DeadLetter
-from weir.stream.base import Message, Producer, Record
+from weir.stream import Message, Producer, Record
 
 REASON = "weir-dlq-reason"
 SOURCE_TOPIC = "weir-dlq-topic"

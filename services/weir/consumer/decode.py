@@ -1,11 +1,11 @@
-"""Step 1: a stream record becomes a stored event, or a dead letter with the reason."""
+"""Step 1: a stream record becomes a stored event (with its trace id), or a dead letter."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from weir.core.event import InvalidEvent, StoredEvent
-from weir.stream.base import Record
+from weir.stream import Record
 
 
 @dataclass(frozen=True, slots=True)

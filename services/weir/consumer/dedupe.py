@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from weir.consumer.decode import Decoded
-from weir.store.base import Store
-from weir.store.schema import TableSpec, existing_event_ids
+from weir.store import Store, TableSpec, existing_event_ids
 
 
 def unique_in_batch(events: Sequence[Decoded]) -> list[Decoded]:
@@ -27,13 +26,13 @@ def unique_in_batch(events: Sequence[Decoded]) -> list[Decoded]:
 async def not_yet_stored(store: Store, spec: TableSpec, events: list[Decoded]) -> list[Decoded]:
     if not events:
         return events
-    stamps = [d.event.event.timestamp for d in events]
+    stamps = [d.event.timestamp for d in events]
     stored = await existing_event_ids(
         store,
         spec,
         ids=[d.event.event_id for d in events],
         min_ts=min(stamps),
         max_ts=max(stamps),
-        event_names=sorted({d.event.event.event_name for d in events}),
+        event_names=sorted({d.event.event_name for d in events}),
     )
     return [d for d in events if d.event.event_id not in stored]

@@ -1,7 +1,9 @@
-"""The consumer loop: poll, batch, and on each flush dedupe -> insert -> dead letters -> commit.
+"""The consumer loop: poll -> decode -> batch; each full batch is flushed
+(dedupe -> insert -> dead letters -> commit) while polling goes on into the next one.
 
 Offsets are committed only after the insert succeeded, so a crash at any point redelivers the batch
-and the dedupe step makes the redelivery harmless.
+and the dedupe step makes the redelivery harmless. At most one flush runs at a time, so batches are
+stored and committed in order.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from collections.abc import Callable
 
 from weir.consumer import dead_letters
 from weir.consumer.batch import Batch, BatchPolicy
-from weir.consumer.decode import DeadLetter, Decoded, decode
+from weir.consumer.decode import decode
 from weir.consumer.dedupe import not_yet_stored, unique_in_batch
 from weir.consumer.sink import insert_until_stored, with_backoff
 from weir.core.config import Settings
 from weir.observability import metrics, tracing
-from weir.store.base import Store
-from weir.store.schema import TableSpec
-from weir.stream import make_consumer
-from weir.stream.base import CommitFailed, Consumer, Producer, RebalanceCallback, TopicPartition
+from weir.store import Store, TableSpec
+from weir.stream import (
+    CommitFailed,
+    Consumer,
+    Producer,
+    RebalanceCallback,
+    TopicPartition,
+    make_consumer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class ConsumerLoop:
         self.batch = Batch()
         self.last_flush_at: float | None = None
         self._flush_lock = asyncio.Lock()
+        self._flushing: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -71,16 +79,16 @@ class ConsumerLoop:
         await self.consumer.start()
         try:
             while not self.stopping.is_set():
-                wait = self.policy.seconds_left(self.batch) if self.batch.records else 1.0
+                wait = self.policy.seconds_left(self.batch) if len(self.batch) else 1.0
                 room = max(1, self.policy.max_events - len(self.batch))
                 polled = await self.consumer.getmany(
                     timeout_ms=max(1, int(wait * 1000)), max_records=room
                 )
                 for records in polled.values():
                     for record in records:
-                        self.batch.add(record)
+                        self.batch.add(decode(record))
                 if self.policy.is_due(self.batch):
-                    await self.flush()
+                    await self._flush_in_background()
             await self.flush()
         finally:
             await self.consumer.stop()
@@ -89,25 +97,36 @@ class ConsumerLoop:
         self.stopping.set()
 
     async def flush(self) -> None:
-        async with self._flush_lock:
-            batch = self.batch
-            if not batch.records:
-                return
-            links = tracing.links_from(record.headers for record in batch.records)
-            with tracing.flush_span(links, len(batch)):
-                await self._flush(batch)
+        """Store and commit everything polled so far (waits for a flush in progress first)."""
+        await self._wait_for_background_flush()
+        await self._flush_current()
 
-    async def _flush(self, batch: Batch) -> None:
+    async def _flush_in_background(self) -> None:
+        # One flush in flight: while it inserts, polling fills the next batch; when that one is
+        # due too, wait for the first (backpressure) before starting the second.
+        await self._wait_for_background_flush()
+        self._flushing = asyncio.create_task(self._flush_current(), name="weir-consumer-flush")
+
+    async def _wait_for_background_flush(self) -> None:
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:
+            await flushing  # a failure (e.g. the dead-letter guard) surfaces here, in the loop
+
+    async def _flush_current(self) -> None:
+        async with self._flush_lock:
+            batch, self.batch = self.batch, Batch()
+            if not len(batch):
+                return
+            links = tracing.links_from(d.record.headers for d in batch.events)
+            with tracing.flush_span(links, len(batch)):
+                await self._store(batch)
+
+    async def _store(self, batch: Batch) -> None:
         started = time.monotonic()
-        good: list[Decoded] = []
-        dead: list[DeadLetter] = []
-        for record in batch.records:
-            outcome = decode(record)
-            (good if isinstance(outcome, Decoded) else dead).append(outcome)  # type: ignore[arg-type]
         dead_letters.check_ratio(
-            len(dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
+            len(batch.dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
         )
-        unique = unique_in_batch(good)
+        unique = unique_in_batch(batch.events)
         fresh = await with_backoff(
             lambda: not_yet_stored(self.store, self.spec, unique),
             "lookup of stored ids",
@@ -126,19 +145,17 @@ class ConsumerLoop:
         )
         if fresh is None or not stored:
             log.warning("store unavailable at shutdown; batch left uncommitted")
-            self.batch = Batch()
             return
-        await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, dead)
+        await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, batch.dead)
         await self._commit(batch.next_offsets())
-        self.batch = Batch()
         self.last_flush_at = time.time()
         metrics.observe_flush(
             records=len(batch),
             inserted=len(fresh),
-            duplicates=len(good) - len(fresh),
-            dead=len(dead),
+            duplicates=len(batch.events) - len(fresh),
+            dead=len(batch.dead),
             seconds=time.monotonic() - started,
-            received_at_ms=[d.event.received_at_ms for d in fresh],
+            received_at_ms=[d.event.received_at for d in fresh],
         )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:

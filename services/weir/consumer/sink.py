@@ -5,38 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-import orjson
+from typing import TypeVar
 
 from weir.consumer.decode import Decoded
 from weir.observability import metrics, tracing
-from weir.store.base import Store
-from weir.store.schema import INSERT_COLUMNS, TableSpec, insert_events
+from weir.store import Store, TableSpec, insert_events, to_columns
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def to_columns(events: Sequence[Decoded]) -> list[list[Any]]:
-    """The raw table's columns for these events (insert_time is the table's default)."""
-    columns: dict[str, list[Any]] = {name: [] for name in INSERT_COLUMNS}
-    for decoded in events:
-        event = decoded.event.event
-        columns["event_id"].append(decoded.event.event_id)
-        columns["event_name"].append(event.event_name)
-        columns["channel"].append(event.channel)
-        columns["campaign_id"].append(event.campaign_id or "")
-        columns["user_id"].append(event.user_id)
-        columns["timestamp"].append(event.timestamp)
-        columns["tags"].append(list(event.tags))
-        columns["metadata"].append(orjson.dumps(event.metadata).decode())
-        columns["received_at"].append(
-            datetime.fromtimestamp(decoded.event.received_at_ms / 1000, UTC)
-        )
-        columns["trace_id"].append(decoded.trace_id)
-    return [columns[name] for name in INSERT_COLUMNS]
 
 
 async def with_backoff(
@@ -78,7 +54,7 @@ async def insert_until_stored(
     give_up_after_stop: float,
 ) -> bool:
     """Insert with `insert_deduplication_token`; retry the same rows with the same token."""
-    columns = to_columns(events)
+    columns = to_columns([d.event for d in events], [d.trace_id for d in events])
     links = tracing.links_from(decoded.record.headers for decoded in events)
 
     async def insert() -> bool:

@@ -1,16 +1,19 @@
 """The analytics event: its validation rules, its identity and its encoding on the stream.
 
-One model serves the API (validation of what clients send, with the time window), the consumer
-(decoding what the stream carries, without the time window: the API already applied it) and the
-OpenAPI docs.
+`EventIn` (pydantic) is what clients send: validation with the time window and messages naming
+each field and rule, and the OpenAPI schema. `StoredEvent` (msgspec) is what the stream carries and
+the store receives: the same rules (the constants below), decoded fast by the consumer, without the
+time window (the API already applied it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 from pydantic import (
     BaseModel,
@@ -23,9 +26,15 @@ from pydantic import (
     field_validator,
 )
 
+# The rules, once: both the client model (pydantic) and the stream struct (msgspec) use them.
 CHANNELS = ("web", "mobile", "api", "email", "push")
 Channel = Literal["web", "mobile", "api", "email", "push"]
-Tag = Annotated[StrictStr, Field(max_length=100)]
+NAME_MAX = 128  # event_name, user_id, campaign_id, event_id
+TAGS_MAX = 20
+TAG_MAX = 100
+Tag = Annotated[StrictStr, Field(max_length=TAG_MAX)]
+_Tag = Annotated[str, msgspec.Meta(max_length=TAG_MAX)]
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 SCHEMA_VERSION = b"1"
 
 
@@ -43,17 +52,17 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    event_name: StrictStr = Field(min_length=1, max_length=128, examples=["signup"])
+    event_name: StrictStr = Field(min_length=1, max_length=NAME_MAX, examples=["signup"])
     channel: Channel
-    user_id: StrictStr = Field(min_length=1, max_length=128, examples=["user-42"])
+    user_id: StrictStr = Field(min_length=1, max_length=NAME_MAX, examples=["user-42"])
     timestamp: StrictInt = Field(gt=0, description="Unix seconds (UTC).", examples=[1763715600])
-    campaign_id: StrictStr | None = Field(None, max_length=128)
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    campaign_id: StrictStr | None = Field(None, max_length=NAME_MAX)
+    tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     metadata: dict[str, Any] = Field(default_factory=dict)
     event_id: StrictStr | None = Field(
         None,
         min_length=1,
-        max_length=128,
+        max_length=NAME_MAX,
         description="Idempotency key. Derived from the event's content when absent.",
     )
 
@@ -116,36 +125,81 @@ def validate_event(payload: object, window: TimeWindow | None) -> EventIn:
         raise InvalidEvent(describe_errors(error)) from None
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An accepted event as it travels on the stream and lands in the store."""
+class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An accepted event as it travels on the stream and lands in the store.
 
-    event_id: str
-    event: EventIn
-    received_at_ms: int
+    The stream's value is this struct as JSON: the validated client fields plus `event_id` and
+    `received_at` (unix ms). It is a msgspec struct, not a pydantic model, because the consumer
+    decodes every message: msgspec checks the same rules (the constants above) several times
+    faster, and the API already explained any violation to the client.
+    """
+
+    received_at: int
+    event_id: _Name
+    event_name: _Name
+    channel: Channel
+    user_id: _Name
+    timestamp: Annotated[int, msgspec.Meta(gt=0)]
+    campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
+    tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
+        default_factory=list
+    )
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def accept(cls, event: EventIn, received_at_ms: int) -> StoredEvent:
+        """The stream form of a validated client event, with its identity fixed."""
+        return cls(
+            event_id=event.identity(),
+            received_at=received_at_ms,
+            event_name=event.event_name,
+            channel=event.channel,
+            user_id=event.user_id,
+            timestamp=event.timestamp,
+            campaign_id=event.campaign_id,
+            tags=list(event.tags),
+            metadata=event.metadata,
+        )
 
     def encode(self) -> bytes:
-        body = self.event.model_dump(exclude={"event_id"})
-        body["event_id"] = self.event_id
-        body["received_at"] = self.received_at_ms
-        return orjson.dumps(body)
+        return _WIRE_ENCODER.encode(self)
 
     @classmethod
     def decode(cls, value: bytes) -> StoredEvent:
         """Decode a stream message; raise InvalidEvent when it is not a valid stored event."""
         try:
-            body = orjson.loads(value)
-        except orjson.JSONDecodeError as error:
+            return _WIRE_DECODER.decode(value)
+        except msgspec.ValidationError as error:
+            raise InvalidEvent(_describe_wire_error(str(error))) from None
+        except msgspec.DecodeError as error:
             raise InvalidEvent(f"value: not JSON ({error})") from None
-        if not isinstance(body, dict):
-            raise InvalidEvent("value: not a JSON object")
-        received_at = body.pop("received_at", None)
-        if not isinstance(received_at, int) or isinstance(received_at, bool):
-            raise InvalidEvent("received_at: must be an integer (unix ms)")
-        event = validate_event(body, window=None)
-        if event.event_id is None:
-            raise InvalidEvent("event_id: is required on the stream")
-        return cls(event_id=event.event_id, event=event, received_at_ms=received_at)
+
+
+_WIRE_ENCODER = msgspec.json.Encoder()
+_WIRE_DECODER = msgspec.json.Decoder(StoredEvent)
+_MISSING = re.compile(r"^Object missing required field `(\w+)`")
+_AT = re.compile(r"^(.*?)(?: - at `\$\.?([^`]*)`)?$")
+_WIRE_HINTS = {
+    "received_at": "must be an integer (unix ms)",
+    "event_id": "is required on the stream",
+}
+
+
+def _describe_wire_error(message: str) -> str:
+    """msgspec's wording ("Expected `int`, got `str` - at `$.timestamp`") in ours
+    ("timestamp: expected `int`, got `str`")."""
+    missing = _MISSING.match(message)
+    if missing:
+        field = missing.group(1)
+        return f"{field}: {_WIRE_HINTS.get(field, 'is required')}"
+    if message.startswith("Expected `object`"):
+        return "value: not a JSON object"
+    match = _AT.match(message)
+    text, path = (match.group(1), match.group(2)) if match else (message, None)
+    field = (path or "value").split(".")[0].split("[")[0] or "value"
+    if field == "received_at":
+        return f"received_at: {_WIRE_HINTS[field]}"
+    return f"{field}: {text[0].lower()}{text[1:]}"
 
 
 def _json_type(value: object) -> str:

@@ -1,5 +1,91 @@
-"""ClickHouse storage: schema/DDL (`schema`), /metrics queries (`queries`), two backends."""
+"""ClickHouse storage, one entry point: callers import from `weir.store` only.
 
-from weir.store.base import Store, StoreError, StoreUnavailable, make_store
+    store = make_store(settings)                       # chDB in-process or a ClickHouse server
+    spec = TableSpec.from_settings(settings)           # or built from a `Table` custom resource
+    result = await migrate(store, spec)                # MigrationResult(applied, refused)
+    await insert_events(store, spec, to_columns(events), dedup_token)
+    totals = await query_totals(store, spec, MetricsQuery("signup"))
 
-__all__ = ["Store", "StoreError", "StoreUnavailable", "make_store"]
+Modules: `spec` (what a table is), `ddl` (every statement), `migrations` (plan and apply),
+`events` (the event-to-row mapping, inserts, id lookups), `queries` and `windows` (/metrics);
+backends in `chdb/` and `server/`, chosen here by `make_store`.
+
+Raw table: ReplacingMergeTree on event_id, partitioned by month, ordered by
+(event_name, timestamp, event_id), bloom filter on event_id, TTL timestamp + ttl_days.
+Rollups: AggregatingMergeTree of countState()/uniqExactState(user_id) per
+(event_name, *dimensions, bucket), fed by `<rollup>_mv` materialized views.
+"""
+
+from __future__ import annotations
+
+from weir.core.config import Settings, StoreBackend
+from weir.store.base import Store, StoreError, StoreUnavailable
+from weir.store.events import INSERT_SETTINGS, existing_event_ids, insert_events, to_columns
+from weir.store.migrations import (
+    ExistingSchema,
+    ExistingTable,
+    MigrationResult,
+    Plan,
+    drop,
+    migrate,
+    plan_migration,
+    read_existing,
+)
+from weir.store.queries import GroupBy, GroupRow, MetricsQuery, Totals, query_groups, query_totals
+from weir.store.spec import (
+    DEFAULT_ROLLUPS,
+    EVENT_COLUMNS,
+    EXTRA_COLUMN_TYPES,
+    INSERT_COLUMNS,
+    ExtraColumn,
+    Granularity,
+    Rollup,
+    TableSpec,
+)
+
+__all__ = [
+    "DEFAULT_ROLLUPS",
+    "EVENT_COLUMNS",
+    "EXTRA_COLUMN_TYPES",
+    "INSERT_COLUMNS",
+    "INSERT_SETTINGS",
+    "ExistingSchema",
+    "ExistingTable",
+    "ExtraColumn",
+    "Granularity",
+    "GroupBy",
+    "GroupRow",
+    "MetricsQuery",
+    "MigrationResult",
+    "Plan",
+    "Rollup",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "TableSpec",
+    "Totals",
+    "drop",
+    "existing_event_ids",
+    "insert_events",
+    "make_store",
+    "migrate",
+    "plan_migration",
+    "query_groups",
+    "query_totals",
+    "read_existing",
+    "to_columns",
+]
+
+
+def make_store(settings: Settings) -> Store:
+    """The backend `settings.store_backend` names: chDB in-process or a ClickHouse server.
+
+    Imported lazily: an API talking to a server never loads chDB's engine, and vice versa.
+    """
+    if settings.store_backend == StoreBackend.CHDB:
+        from weir.store.chdb import ChdbStore
+
+        return ChdbStore(settings.data_dir / "chdb")
+    from weir.store.server import ServerStore
+
+    return ServerStore.from_settings(settings)

@@ -1,4 +1,4 @@
-"""The `Store` protocol both ClickHouse backends implement, its errors and the factory.
+"""The `Store` protocol both ClickHouse backends implement, and its errors.
 
 Deliberately small: the schema and query modules are written against these five calls only.
 """
@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
-
-from weir.core.config import Settings, StoreBackend
 
 # Query settings (e.g. insert_deduplication_token) and `{name:Type}` parameter values.
 SettingsMap = Mapping[str, str | int | float | bool]
@@ -60,14 +58,3 @@ class Store(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
-
-
-def make_store(settings: Settings) -> Store:
-    """The backend `settings.store_backend` names: chDB in-process or a ClickHouse server."""
-    if settings.store_backend == StoreBackend.CHDB:
-        from weir.store.chdb import ChdbStore
-
-        return ChdbStore(settings.data_dir / "chdb")
-    from weir.store.server import ServerStore
-
-    return ServerStore.from_settings(settings)

@@ -1,10 +1,14 @@
-"""Writes and id lookups on the raw events table, for the consumer."""
+"""The raw events table's rows: the event-to-row mapping, inserts and id lookups (consumer)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from weir.core.event import StoredEvent
 from weir.store.base import Store
 from weir.store.spec import INSERT_COLUMNS, TableSpec
 
@@ -12,6 +16,27 @@ from weir.store.spec import INSERT_COLUMNS, TableSpec
 LOOKUP_CHUNK = 1000
 # Makes a retried insert (same token) deduplicated in every rollup as well as the raw table.
 INSERT_SETTINGS: dict[str, str | int] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+def to_columns(events: Sequence[StoredEvent], trace_ids: Sequence[str]) -> list[list[Any]]:
+    """`INSERT_COLUMNS` of these events, column-oriented (inserted_at is the table's default).
+
+    `trace_ids[i]`: the W3C trace id the stream carried with `events[i]` ("" when none).
+    """
+    metadata = [orjson.dumps(e.metadata).decode() for e in events]
+    columns: dict[str, list[Any]] = {
+        "event_id": [e.event_id for e in events],
+        "event_name": [e.event_name for e in events],
+        "channel": [e.channel for e in events],
+        "campaign_id": [e.campaign_id or "" for e in events],
+        "user_id": [e.user_id for e in events],
+        "timestamp": [e.timestamp for e in events],
+        "tags": [e.tags for e in events],
+        "metadata": metadata,
+        "received_at": [datetime.fromtimestamp(e.received_at / 1000, UTC) for e in events],
+        "trace_id": list(trace_ids),
+    }
+    return [columns[name] for name in INSERT_COLUMNS]
 
 
 async def insert_events(

@@ -13,11 +13,10 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from weir.store.base import Store
-from weir.store.events import existing_event_ids
 from weir.store.spec import Granularity, TableSpec
 from weir.store.windows import DAY, HOUR, Piece, split_window
 
-__all__ = ["GroupBy", "GroupRow", "MetricsQuery", "Totals", "existing_event_ids"]
+__all__ = ["GroupBy", "GroupRow", "MetricsQuery", "Totals", "query_groups", "query_totals"]
 
 
 class GroupBy(StrEnum):

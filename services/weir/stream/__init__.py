@@ -1,6 +1,8 @@
-"""The event log: `make_producer` / `make_consumer` pick the backend from Settings.
+"""The event log: one interface (`base`), two backends (`kafka/`, `local/`), one entry point.
 
-`StreamBackend.LOCAL` shares one `LocalLog` per directory in the process (default
+Callers import from `weir.stream` only. `make_producer` / `make_consumer` pick the backend from
+Settings; the Kafka backend's topic admin (`TopicAdmin`) serves `weir migrate`, the operator and
+tests. `StreamBackend.LOCAL` shares one `LocalLog` per directory in the process (default
 `settings.data_dir / "stream"`), so `weir dev`'s API and consumer see the same log.
 """
 
@@ -20,7 +22,8 @@ from weir.stream.base import (
     StreamUnavailable,
     TopicPartition,
 )
-from weir.stream.local_log import LocalLog
+from weir.stream.kafka.admin import TopicAdmin, TopicDescription
+from weir.stream.local.log import LocalLog
 
 __all__ = [
     "CommitFailed",
@@ -34,6 +37,8 @@ __all__ = [
     "StreamError",
     "StreamFull",
     "StreamUnavailable",
+    "TopicAdmin",
+    "TopicDescription",
     "TopicPartition",
     "local_log",
     "make_consumer",
@@ -48,10 +53,10 @@ def local_log(settings: Settings) -> LocalLog:
 
 def make_producer(settings: Settings) -> Producer:
     if settings.stream_backend is StreamBackend.LOCAL:
-        from weir.stream.local import LocalProducer
+        from weir.stream.local.producer import LocalProducer
 
         return LocalProducer(settings, local_log(settings))
-    from weir.stream.kafka import KafkaProducer
+    from weir.stream.kafka.producer import KafkaProducer
 
     return KafkaProducer(settings)
 
@@ -64,9 +69,9 @@ def make_consumer(
     on_assigned: RebalanceCallback | None = None,
 ) -> Consumer:
     if settings.stream_backend is StreamBackend.LOCAL:
-        from weir.stream.local import LocalConsumer
+        from weir.stream.local.consumer import LocalConsumer
 
         return LocalConsumer(settings, local_log(settings), topic, group, on_revoked, on_assigned)
-    from weir.stream.kafka_consumer import KafkaConsumer
+    from weir.stream.kafka.consumer import KafkaConsumer
 
     return KafkaConsumer(settings, topic, group, on_revoked, on_assigned)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from weir.api.deps import StoreDep, TableSpecDep
 from weir.api.errors import ApiError
 from weir.core.event import CHANNELS
-from weir.store import StoreError, queries
-from weir.store.base import Store
-from weir.store.schema import TableSpec
+from weir.store import (
+    GroupBy,
+    MetricsQuery,
+    Store,
+    StoreError,
+    TableSpec,
+    query_groups,
+    query_totals,
+)
 
 router = APIRouter(tags=["metrics"])
-
-GroupBy = Literal["channel", "hour", "day"]
 
 
 @router.get("/metrics", responses={400: {}})
@@ -40,11 +44,11 @@ async def metrics(
         raise ApiError(400, f"group_by: must be one of channel, hour, day (got {group_by!r})")
     if channel is not None and channel not in CHANNELS:
         raise ApiError(400, f"channel: must be one of {', '.join(CHANNELS)} (got {channel!r})")
-    query = queries.MetricsQuery(
+    query = MetricsQuery(
         event_name=event_name,
         from_ts=start,
         to_ts=end,
-        group_by=queries.GroupBy(group_by) if group_by else None,
+        group_by=GroupBy(group_by) if group_by else None,
         channel=channel,
     )
     try:
@@ -55,10 +59,10 @@ async def metrics(
         ) from None
 
 
-async def _answer(store: Store, spec: TableSpec, query: queries.MetricsQuery) -> dict[str, Any]:
+async def _answer(store: Store, spec: TableSpec, query: MetricsQuery) -> dict[str, Any]:
     event_name, start, end = query.event_name, query.from_ts, query.to_ts
     if query.group_by is None:
-        total = await queries.query_totals(store, spec, query)
+        total = await query_totals(store, spec, query)
         body: dict[str, Any] = {"event_name": event_name}
         if start is not None:
             body["from"] = start
@@ -66,7 +70,7 @@ async def _answer(store: Store, spec: TableSpec, query: queries.MetricsQuery) ->
             body["to"] = end
         body["total_events"], body["unique_users"] = total.total_events, total.unique_users
         return body
-    groups = await queries.query_groups(store, spec, query)
+    groups = await query_groups(store, spec, query)
     return {
         "event_name": event_name,
         "from": start,

@@ -23,7 +23,7 @@ from aiokafka.errors import (
 )
 
 from weir.core.config import Settings
-from weir.stream.kafka_config import client_options
+from weir.stream.kafka.config import client_options
 
 _TOPIC_OVERRIDE = 1  # DescribeConfigs source DYNAMIC_TOPIC_CONFIG: set on the topic itself
 _VISIBLE_WITHIN_SECONDS = 10.0

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from weir.core.config import Settings
 from weir.stream.base import Delivery, Message, StreamError, StreamFull, StreamUnavailable
-from weir.stream.kafka_config import client_options, throttle_metadata_retries
+from weir.stream.kafka.config import client_options, throttle_metadata_retries
 
 # Room for one produce request of many small events; the broker accepts up to ~1 MiB.
 _MAX_BATCH_BYTES = 256 * 1024

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stream.contract import StreamContract, drain, messages
 from weir.core.config import Settings, StreamBackend
 from weir.stream import (
     Consumer,
@@ -21,9 +22,7 @@ from weir.stream import (
     make_consumer,
     make_producer,
 )
-from weir.stream.local import LocalProducer
-
-from .contract import StreamContract, drain, messages
+from weir.stream.local.producer import LocalProducer
 
 
 class LocalBackend:

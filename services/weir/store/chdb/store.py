@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from weir.store.base import Parameters, SettingsMap
-from weir.store.chdb_engine import ChdbEngine, arrow_stream, quote
+from weir.store.chdb.engine import ChdbEngine, arrow_stream, quote
 
 
 def setting_text(value: str | int | float | bool) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from weir.core.config import Settings
-from weir.stream.admin import TopicAdmin
+from weir.stream import TopicAdmin
 
 
 async def test_topic_lifecycle(kafka_settings: Settings) -> None:

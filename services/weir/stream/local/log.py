@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from weir.stream.base import StreamUnavailable
-from weir.stream.local_group import Group, fsync_directory
-from weir.stream.local_segment import Segment
+from weir.stream.local.group import Group, fsync_directory
+from weir.stream.local.segment import Segment
 
 DEFAULT_PARTITIONS = 3
 

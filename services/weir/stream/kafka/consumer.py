@@ -17,8 +17,8 @@ from weir.stream.base import (
     StreamUnavailable,
     TopicPartition,
 )
-from weir.stream.kafka import stream_error
-from weir.stream.kafka_config import client_options, throttle_metadata_retries
+from weir.stream.kafka.config import client_options, throttle_metadata_retries
+from weir.stream.kafka.producer import stream_error
 
 
 async def _nothing(_: frozenset[TopicPartition]) -> None:

@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.harness.kafka import KafkaBroker, TopicFactory, free_port
+from tests.stream.contract import StreamContract, eventually
 from weir.core.config import Settings
 from weir.stream import (
     Consumer,
@@ -21,8 +22,6 @@ from weir.stream import (
     make_consumer,
     make_producer,
 )
-
-from .contract import StreamContract, eventually
 
 BOUND_SECONDS = 2.0  # Settings.produce_timeout_seconds: the API's 503 deadline
 SLACK_SECONDS = 0.5
