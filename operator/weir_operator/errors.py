@@ -11,7 +11,7 @@ import asyncio
 import kopf
 from aiokafka.errors import KafkaError
 
-from weir.store.base import StoreError, StoreUnavailable
+from weir.store import StoreError, StoreUnavailable
 
 
 def is_transient(error: BaseException) -> bool:
@@ -38,3 +38,12 @@ def to_kopf(error: BaseException, delay: float) -> kopf.TemporaryError | kopf.Pe
     if is_transient(error):
         return kopf.TemporaryError(message, delay=delay)
     return kopf.PermanentError(message)
+
+
+class Waiting(Exception):
+    """Something the resource needs does not exist yet (a Table's Topic): Ready=False with
+    `reason`, retried after RETRY_SECONDS, and no Warning Event (nothing is wrong with it)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

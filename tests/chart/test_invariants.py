@@ -176,6 +176,40 @@ def test_otel_env_per_component(ci_renders: dict[str, list[Manifest]]) -> None:
         assert str(env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"]).startswith("http://otel-collector")
 
 
+@pytest.mark.parametrize("operator", [True, False], ids=["operator", "no-operator"])
+def test_exactly_one_schema_owner(tools: Tools, operator: bool) -> None:
+    """The operator (reconciling the chart's Table), else the migrate Job; never api/consumer."""
+    manifests = tools.render(sets={"operator.enabled": str(operator).lower()})
+    jobs = by_kind(manifests, "Job")
+    assert [j["metadata"]["name"] for j in jobs] == ([] if operator else ["weir-migrate"])
+    assert len(by_kind(manifests, "Table")) == len(by_kind(manifests, "Topic")) == int(operator)
+    deployments = {d["metadata"]["name"] for d in by_kind(manifests, "Deployment")}
+    assert ("weir-operator" in deployments) is operator
+    for job in jobs:
+        assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+        hooks = set(job["metadata"]["annotations"]["helm.sh/hook"].split(","))
+        assert hooks == {"post-install", "pre-upgrade"}
+        env = container_env(job)  # the topics as topic.* describes them, like the Topic would
+        assert env["WEIR_KAFKA_TOPIC_PARTITIONS"]["value"] == "12"
+        assert env["WEIR_KAFKA_TOPIC_REPLICATION_FACTOR"]["value"] == "3"
+    for name in ("api", "consumer"):
+        pod = one(manifests, "Deployment", f"weir-{name}")["spec"]["template"]["spec"]
+        assert not pod.get("initContainers"), f"weir-{name} must not migrate"
+        assert [c["args"] for c in pod["containers"]] == [[name]]
+
+
+def test_migrate_enabled_is_not_a_second_switch(tools: Tools) -> None:
+    """operator.enabled alone picks the schema owner: the old flag fails, not silently ignored."""
+    with pytest.raises(RenderError, match="enabled"):
+        tools.template(sets={"migrate.enabled": "true"})
+
+
+def test_migrate_job_refuses_a_table_it_cannot_create(tools: Tools) -> None:
+    """`weir migrate` makes the default schema: extra columns or other rollups need the operator."""
+    with pytest.raises(RenderError, match="need the operator"):
+        tools.template(values=[FULL], sets={"operator.enabled": "false"})
+
+
 def test_operator_rbac_is_least_privilege(default_render: list[Manifest], tools: Tools) -> None:
     (role,) = by_kind(default_render, "ClusterRole")
     resources = {r for rule in role["rules"] for r in rule["resources"]}

@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
-from weir.observability.tracing import reconcile_span
+from weir_operator.observability import reconcile_span
 
 
 def count(result: str) -> float:

@@ -9,8 +9,8 @@ import kopf
 from aiokafka.errors import InvalidReplicationFactorError
 
 from weir.core.config import Settings
-from weir.store.base import StoreError, StoreUnavailable
-from weir.stream.admin import TopicAdmin
+from weir.store import StoreError, StoreUnavailable
+from weir.stream import TopicAdmin
 from weir_operator.errors import reason_for, to_kopf
 
 

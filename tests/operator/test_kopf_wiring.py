@@ -18,8 +18,8 @@ from kubernetes_asyncio import client
 
 from tests.operator.kube import REPO, eventually, service_account_kubeconfig
 from weir.core.config import Settings, get_settings
-from weir.store.base import Store
-from weir.stream.admin import TopicAdmin
+from weir.store import Store
+from weir.stream import TopicAdmin
 
 # A fresh machine builds kube-apiserver on first use (~6 min on 2 cores: operator/README.md).
 pytestmark = pytest.mark.timeout(1200)
@@ -170,9 +170,7 @@ async def test_topic_with_impossible_replication_reports_permanent_error(
     assert ready(obj)["reason"] == "InvalidReplicationFactor", ready(obj)
 
 
-async def test_table_lifecycle_and_wiring(
-    operator: client.CustomObjectsApi, chdb_store: Store
-) -> None:
+async def test_table_lifecycle(operator: client.CustomObjectsApi, chdb_store: Store) -> None:
     topic, table, database = (
         f"t-{uuid.uuid4().hex[:8]}",
         f"tab-{uuid.uuid4().hex[:6]}",
@@ -191,17 +189,8 @@ async def test_table_lifecycle_and_wiring(
     table_name = table.replace("-", "_")
     assert obj["status"]["table"] == f"{database}.{table_name}"
     assert obj["status"]["rows"] == 0 and obj["status"]["topic"] == f"{topic}.events"
+    assert "configMap" not in obj["status"], "the chart's values configure the api/consumer"
     assert obj["spec"]["ttlDays"] == 395, "CRD default applied by the API server"
-
-    core = client.CoreV1Api(operator.api_client)
-    wiring = await core.read_namespaced_config_map(f"weir-table-{table}", NAMESPACE)
-    assert wiring.data == {
-        "WEIR_KAFKA_TOPIC": f"{topic}.events",
-        "WEIR_CLICKHOUSE_DATABASE": database,
-        "WEIR_TABLE": table_name,
-        "WEIR_TTL_DAYS": "395",
-    }
-    assert wiring.metadata.owner_references[0].name == table
 
     await patch_spec(
         operator,

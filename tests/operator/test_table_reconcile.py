@@ -1,4 +1,4 @@
-"""Table reconcile logic against the real ClickHouse engine (chDB); DDL is weir.store.schema's."""
+"""Table reconcile logic against the real ClickHouse engine (chDB); DDL is weir.store's."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from weir.store.base import Store
+from weir.store import Store
 from weir_operator.table.model import DesiredTable, table_from_resource
 from weir_operator.table.reconcile import delete_table, reconcile_table
 

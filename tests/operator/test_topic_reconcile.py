@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from weir.core.config import Settings
-from weir.stream.admin import TopicAdmin
+from weir.stream import TopicAdmin
 from weir_operator.topic.apply import delete_topic, reconcile_topic
 from weir_operator.topic.model import DesiredTopic
 from weir_operator.topic.plan import plan_topic

@@ -173,6 +173,79 @@ Pod pieces
     sizeLimit: 256Mi
 {{- end -}}
 
+{{/* The pod template of the api, consumer and operator Deployments: one image running
+`weir <args>`, the restricted security contexts, a writable /tmp only, the common env, and the
+scheduling values of the component. Call with
+  (dict "root" $ "component" "api" "values" .Values.api "args" (list "api")
+        "container" "weir.api.container" "env" "weir.env.api")
+"container" names a template with the container's ports and probes; "env" (optional) one with the
+component's env, placed between the common env and <component>.extraEnv; "serviceAccountName"
+(optional) mounts that account's token, which no other pod gets. */}}
+{{- define "weir.podTemplate" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $ctx := dict "root" $root "component" .component -}}
+metadata:
+  labels:
+    {{- include "weir.selectorLabels" $ctx | nindent 4 }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    {{- /* Roll the pods when the chart-made credentials change. */}}
+    checksum/credentials: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+    {{- with $v.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .serviceAccountName }}
+  serviceAccountName: {{ . }}
+  {{- end }}
+  automountServiceAccountToken: {{ not (empty .serviceAccountName) }}
+  terminationGracePeriodSeconds: {{ include "weir.terminationGracePeriodSeconds" (dict "root" $root "component" .component "values" $v) }}
+  securityContext:
+    {{- include "weir.podSecurityContext" $root | nindent 4 }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "weir.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args: {{ toJson .args }}
+      {{- include .container $root | nindent 6 }}
+      env:
+        {{- include "weir.env.common" $ctx | nindent 8 }}
+        {{- with .env }}
+        {{- include . $root | nindent 8 }}
+        {{- end }}
+        {{- with $v.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- if gt (int $v.preStopSleepSeconds) 0 }}
+      lifecycle:
+        preStop:
+          {{- /* Keep serving while endpoints controllers and load balancers drop the pod. */}}
+          sleep:
+            seconds: {{ $v.preStopSleepSeconds }}
+      {{- end }}
+      resources:
+        {{- toYaml $v.resources | nindent 8 }}
+      securityContext:
+        {{- include "weir.containerSecurityContext" $root | nindent 8 }}
+      volumeMounts:
+        {{- include "weir.tmpVolumeMount" $root | nindent 8 }}
+  volumes:
+    {{- include "weir.tmpVolume" $root | nindent 4 }}
+  {{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+  {{- with get $v $key }}
+  {{ $key }}:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
 {{/* Env every Weir process reads; call with (dict "root" $ "component" "api"). */}}
 {{- define "weir.env.common" -}}
 {{- $root := .root -}}
@@ -262,6 +335,16 @@ Pod pieces
 {{- end }}
 {{- end -}}
 
+{{/* API-only env: the producer's bounds. */}}
+{{- define "weir.env.api" -}}
+- name: WEIR_PRODUCE_TIMEOUT_SECONDS
+  value: {{ .Values.api.producer.timeoutSeconds | quote }}
+- name: WEIR_PRODUCER_LINGER_MS
+  value: {{ .Values.api.producer.lingerMs | int64 | quote }}
+- name: WEIR_PRODUCER_MAX_PENDING
+  value: {{ .Values.api.producer.maxPending | int64 | quote }}
+{{- end -}}
+
 {{/* Consumer-only env: the same helpers feed the KEDA trigger (consumer/scaledobject.yaml). */}}
 {{- define "weir.env.consumer" -}}
 {{- $v := .Values -}}
@@ -335,7 +418,13 @@ own releases first, see README.md). "true" or empty.
 {{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true{{- end -}}
 {{- end -}}
 
-{{/* Topic/Table: their CRDs ship in crds/, so Helm installs them before rendering. */}}
+{{/* Topic/Table: their CRDs ship in crds/, so Helm installs them before rendering. Only with the
+operator, which reconciles them. */}}
 {{- define "weir.resources.active" -}}
-{{- if and .Values.operator.createResources (.Capabilities.APIVersions.Has "weir.dev/v1alpha1") -}}true{{- end -}}
+{{- if and .Values.operator.enabled .Values.operator.createResources (.Capabilities.APIVersions.Has "weir.dev/v1alpha1") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The migrate Job (`weir migrate`) owns the schema and the topics exactly when no operator does. */}}
+{{- define "weir.migrateJob.active" -}}
+{{- if not .Values.operator.enabled -}}true{{- end -}}
 {{- end -}}

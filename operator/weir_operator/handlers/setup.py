@@ -1,4 +1,4 @@
-"""Operator-wide startup/cleanup: kopf settings, the store, the Kubernetes client."""
+"""Operator-wide startup/cleanup: kopf settings, the store, the Kubernetes login."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 import kopf
 
 from weir.core.config import get_settings
-from weir.store.base import make_store
-from weir_operator.handlers import configmaps
+from weir.store import make_store
 from weir_operator.handlers.common import Runtime, install_runtime, runtime
 
 
@@ -40,17 +39,16 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.scanning.disabled = True
     weir_settings = get_settings()
     install_runtime(Runtime(settings=weir_settings, store=make_store(weir_settings)))
-    await configmaps.connect()
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    await configmaps.close()
     await runtime().store.close()
 
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Service account in a pod, else KUBECONFIG read now (kopf's client piggybacking reads it
-    when kubernetes_asyncio is imported, too early for tests and wrappers that set it later)."""
+    """Service account in a pod, else KUBECONFIG read now (kopf's piggybacking on
+    kubernetes_asyncio, a test dependency only, would read it at import: too early for tests and
+    wrappers that set it later)."""
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)

@@ -1,1 +1,1 @@
-"""Table custom resource: ClickHouse tables reconciled through weir.store.schema."""
+"""Table custom resource: ClickHouse tables reconciled through weir.store.migrate."""

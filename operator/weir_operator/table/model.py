@@ -1,14 +1,13 @@
-"""A Table CR's spec as weir.store.spec.TableSpec (the one definition of a Weir table). Pure."""
+"""A Table CR's spec as weir.store.TableSpec (the one definition of a Weir table). Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from weir.store.spec import ExtraColumn, Rollup, TableSpec
-
-DeletionPolicy = Literal["Retain", "Delete"]
+from weir.store import ExtraColumn, Rollup, TableSpec
+from weir_operator.deletion import DeletionPolicy, deletion_policy
 
 
 @dataclass(frozen=True)
@@ -25,9 +24,7 @@ def default_table_name(resource_name: str) -> str:
 
 def table_from_resource(name: str, spec: Mapping[str, Any]) -> DesiredTable:
     """Raises ValueError (from TableSpec's own checks too) when the spec cannot be a table."""
-    policy = spec.get("deletionPolicy", "Retain")
-    if policy not in ("Retain", "Delete"):
-        raise ValueError(f"deletionPolicy {policy!r} must be Retain or Delete")
+    policy = deletion_policy(spec)
     topic_ref = (spec.get("source") or {}).get("topicRef")
     if not topic_ref:
         raise ValueError("source.topicRef is required")

@@ -1,4 +1,4 @@
-"""Reconcile a Table against ClickHouse through weir.store.schema (which owns every DDL).
+"""Reconcile a Table against ClickHouse through weir.store.migrate/drop (the store owns every DDL).
 
 `reconcile_table` and `delete_table` are the units the kopf handlers (and tracing) wrap.
 """
@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from weir.store.base import Store
-from weir.store.schema import drop, migrate
+from weir.store import Store, drop, migrate
 from weir_operator.conditions import Condition, not_ready, ready
 from weir_operator.table.model import DesiredTable
 

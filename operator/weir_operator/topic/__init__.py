@@ -1,1 +1,1 @@
-"""Topic custom resource: Kafka topics reconciled through weir.stream.admin."""
+"""Topic custom resource: Kafka topics reconciled through weir.stream.TopicAdmin."""

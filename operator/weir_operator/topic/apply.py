@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from weir.stream.admin import TopicAdmin, TopicDescription
+from weir.stream import TopicAdmin, TopicDescription
 from weir_operator.conditions import Condition, not_ready, ready
 from weir_operator.topic.model import DesiredTopic, TopicPlan
 from weir_operator.topic.plan import plan_topic

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-DeletionPolicy = Literal["Retain", "Delete"]
+from weir_operator.deletion import DeletionPolicy, deletion_policy
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,7 @@ class DesiredTopic:
     @classmethod
     def from_resource(cls, name: str, spec: Mapping[str, Any]) -> DesiredTopic:
         """`name` is metadata.name; the API server has applied the CRD's defaults already."""
-        policy = spec.get("deletionPolicy", "Retain")
-        if policy not in ("Retain", "Delete"):
-            raise ValueError(f"deletionPolicy {policy!r} must be Retain or Delete")
+        policy = deletion_policy(spec)
         partitions, replication = int(spec["partitions"]), int(spec["replicationFactor"])
         if partitions < 1 or replication < 1:
             raise ValueError("partitions and replicationFactor must be >= 1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from weir.stream.admin import TopicDescription
+from weir.stream import TopicDescription
 from weir_operator.topic.model import DesiredTopic, Refusal, TopicPlan
 
 

@@ -90,11 +90,3 @@ def watch_producer(producer: object) -> None:
     pending = getattr(producer, "pending", None)
     if isinstance(pending, int):
         PRODUCER_PENDING.set_function(lambda: float(getattr(producer, "pending", 0)))
-
-
-# --- operator --------------------------------------------------------------------------------
-OPERATOR_RECONCILES = Counter(
-    "weir_operator_reconciles_total",
-    "Reconciles of Topic and Table resources by result.",
-    ["kind", "action", "result"],
-)

@@ -103,18 +103,3 @@ def insert_span(table: str, rows: int, links: Sequence[Link] = ()) -> Iterator[S
         attributes={"db.system": "clickhouse", "db.collection.name": table, "db.rows": rows},
     ) as span:
         yield span
-
-
-@contextmanager
-def reconcile_span(kind: str, action: str, name: str) -> Iterator[Span]:
-    """The operator's reconcile of one resource against Kafka or ClickHouse, counted by result."""
-    from weir.observability.metrics import OPERATOR_RECONCILES
-
-    attributes = {"weir.kind": kind, "weir.action": action, "weir.resource": name}
-    with tracer().start_as_current_span(f"reconcile {kind}", attributes=attributes) as span:
-        try:
-            yield span
-        except Exception:
-            OPERATOR_RECONCILES.labels(kind=kind, action=action, result="error").inc()
-            raise
-        OPERATOR_RECONCILES.labels(kind=kind, action=action, result="ok").inc()
