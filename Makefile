@@ -1,5 +1,5 @@
 # The two commands README.md opens with: `make dev` and `make test`. Each does its own setup.
-.PHONY: dev test setup lint typecheck unit kafka-start kafka-stop bench clean
+.PHONY: dev test setup lint typecheck unit kafka-start kafka-stop bench clean loadtest loadtest-quick
 
 VENV := .venv/bin
 
@@ -31,6 +31,16 @@ kafka-start:
 
 kafka-stop:
 	scripts/kafka.sh stop
+
+## Load test of POST /events, issue 10's profile (7 min 45 s; not part of `make test`): builds the
+## generator once (scripts/loadtest/), starts a broker and `weir api`, prints the summary and writes
+## bench-results/loadtest-<time>.json. WEIR_LOADTEST_URL=http://HOST:PORT loads a running API instead.
+loadtest: setup
+	scripts/loadtest.sh
+
+## The same shape in 90 s: ramp, sustain at 2,000 req/s, spike to 10,000, recover.
+loadtest-quick: setup
+	WEIR_LOADTEST_PROFILE=quick scripts/loadtest.sh
 
 clean:
 	rm -rf .weir-data bench-results

@@ -2,17 +2,21 @@
 # A real single-node Apache Kafka (KRaft: broker + controller in one JVM) on 127.0.0.1.
 # Needs only a JDK (17+) and Maven: the broker's classpath is resolved from Maven Central.
 #
-#   scripts/kafka.sh fetch    resolve the jars into $WEIR_KAFKA_HOME/lib (once per pom version)
+#   scripts/kafka.sh fetch    resolve the jars into $WEIR_KAFKA_HOME/lib (once per pom content)
 #   scripts/kafka.sh start    format storage (first time) and start in the background; wait ready
 #   scripts/kafka.sh stop     TERM, then KILL after a bound; wait until gone
 #   scripts/kafka.sh status   exit 0 when running (prints pid and bootstrap address)
 #   scripts/kafka.sh logs     tail the server log
 #
 # Environment (all optional):
-#   WEIR_KAFKA_HOME            cache root (default <repo>/.cache/kafka); jars in $WEIR_KAFKA_HOME/lib
+#   WEIR_CACHE_DIR             machine-wide build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/weir),
+#                              outside the clone so that every clone on the machine reuses it
+#   WEIR_KAFKA_HOME            jar cache (default $WEIR_CACHE_DIR/kafka-<kafka.version in pom.xml>);
+#                              jars in $WEIR_KAFKA_HOME/lib
 #   WEIR_KAFKA_PORT            client listener port (default 9092)
 #   WEIR_KAFKA_CONTROLLER_PORT controller listener port (default client port + 1)
-#   WEIR_KAFKA_DATA_DIR        log dirs, config, pid and server log (default $WEIR_KAFKA_HOME/data-<port>)
+#   WEIR_KAFKA_DATA_DIR        log dirs, config, pid and server log (default
+#                              $WEIR_CACHE_DIR/run/kafka-<port>: one broker per port per machine)
 #   WEIR_KAFKA_HEAP            JVM heap options (default "-Xms128m -Xmx512m")
 #   WEIR_KAFKA_START_TIMEOUT   seconds to wait for readiness (default 60)
 #   WEIR_KAFKA_STOP_TIMEOUT    seconds between TERM and KILL (default 20)
@@ -20,11 +24,20 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 POM="$REPO_ROOT/scripts/kafka/pom.xml"
-KAFKA_HOME="${WEIR_KAFKA_HOME:-$REPO_ROOT/.cache/kafka}"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
+CACHE_ROOT="${WEIR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weir}"
+KAFKA_HOME="${WEIR_KAFKA_HOME:-$CACHE_ROOT/kafka-${KAFKA_VERSION:?no kafka.version in $POM}}"
 LIB_DIR="$KAFKA_HOME/lib"
 PORT="${WEIR_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${WEIR_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
-DATA_DIR="${WEIR_KAFKA_DATA_DIR:-$KAFKA_HOME/data-$PORT}"
+DATA_DIR="${WEIR_KAFKA_DATA_DIR:-$CACHE_ROOT/run/kafka-$PORT}"
+# A broker started by an earlier version of this script keeps its pid file in the clone: keep
+# managing it there until it is stopped.
+LEGACY_DATA_DIR="$REPO_ROOT/.cache/kafka/data-$PORT"
+if [[ -z "${WEIR_KAFKA_DATA_DIR:-}" && ! -f "$DATA_DIR/kafka.pid" && -f "$LEGACY_DATA_DIR/kafka.pid" ]] \
+    && kill -0 "$(cat "$LEGACY_DATA_DIR/kafka.pid")" 2>/dev/null; then
+    DATA_DIR="$LEGACY_DATA_DIR"
+fi
 HEAP="${WEIR_KAFKA_HEAP:--Xms128m -Xmx512m}"
 START_TIMEOUT="${WEIR_KAFKA_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${WEIR_KAFKA_STOP_TIMEOUT:-20}"

@@ -3,7 +3,7 @@
 # for the operator's wiring tests. Needs Go (kube-apiserver is built from its Go module) and
 # Debian's etcd-server (installed with apt-get when missing).
 #
-#   scripts/kube-apiserver.sh build    build kube-apiserver into $WEIR_KUBE_HOME/bin (cached)
+#   scripts/kube-apiserver.sh build    build kube-apiserver into $WEIR_KUBE_HOME/bin (cached, once)
 #   scripts/kube-apiserver.sh start    build if needed, start etcd + kube-apiserver, wait ready
 #   scripts/kube-apiserver.sh stop     stop both (TERM, then KILL after a bound)
 #   scripts/kube-apiserver.sh status   exit 0 when running; prints the kubeconfig path
@@ -15,44 +15,58 @@
 #
 # Environment (all optional):
 #   WEIR_KUBE_VERSION   Kubernetes version (default v1.33.13; kubectl here is 1.32, skew 1)
-#   WEIR_KUBE_HOME      cache root (default <repo>/.cache/kube-apiserver)
-#   The binary is also copied to ~/.cache/weir/ so another clone on this machine reuses it.
+#   WEIR_CACHE_DIR      machine-wide build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/weir),
+#                       outside the clone so that a fresh clone on this machine does not rebuild
+#   WEIR_KUBE_HOME      the build (default $WEIR_CACHE_DIR/kube-apiserver-<version>): the binary in
+#                       bin/kube-apiserver, the wrapper module in src/
+#   GOMODCACHE_OVERRIDE, GOCACHE_OVERRIDE   Go caches for the build (default $WEIR_CACHE_DIR/go/mod
+#                       and $WEIR_CACHE_DIR/go/build)
 #   WEIR_KUBE_PORT      secure port (default 16443); etcd: WEIR_KUBE_ETCD_PORT (12379) and
 #                       WEIR_KUBE_ETCD_PEER_PORT (etcd port + 1)
+#   Per server (etcd data, certs, kubeconfig, logs): $WEIR_CACHE_DIR/run/kube-apiserver-<port>
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KUBE_VERSION="${WEIR_KUBE_VERSION:-v1.33.13}"
-KUBE_HOME="${WEIR_KUBE_HOME:-$REPO_ROOT/.cache/kube-apiserver}"
+CACHE_ROOT="${WEIR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weir}"
+KUBE_HOME="${WEIR_KUBE_HOME:-$CACHE_ROOT/kube-apiserver-$KUBE_VERSION}"
 PORT="${WEIR_KUBE_PORT:-16443}"
 ETCD_PORT="${WEIR_KUBE_ETCD_PORT:-12379}"
 ETCD_PEER_PORT="${WEIR_KUBE_ETCD_PEER_PORT:-$((ETCD_PORT + 1))}"
-BIN="$KUBE_HOME/bin/kube-apiserver-$KUBE_VERSION"
-# A copy outside the work tree keeps fresh clones on this machine (CI) from rebuilding.
-SHARED_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/weir/kube-apiserver-$KUBE_VERSION"
-RUN_DIR="$KUBE_HOME/run-$PORT"
+BIN="$KUBE_HOME/bin/kube-apiserver"
+RUN_DIR="$CACHE_ROOT/run/kube-apiserver-$PORT"
 KUBECONFIG_FILE="$RUN_DIR/kubeconfig"
 TOKEN="weir-test-admin-token"
-export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$REPO_ROOT/.cache/go/mod}"
-export GOCACHE="${GOCACHE_OVERRIDE:-$REPO_ROOT/.cache/go/build}"
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CACHE_ROOT/go/mod}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$CACHE_ROOT/go/build}"
 export GOFLAGS="-mod=mod"
 
 log() { echo "kube-apiserver.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 build() {
-    if [[ ! -x "$BIN" && -x "$SHARED_BIN" ]]; then
-        mkdir -p "$(dirname "$BIN")" && cp "$SHARED_BIN" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
-    fi
+    [[ -x "$BIN" ]] && return 0
+    # One build per machine: concurrent test sessions and clones wait for it and reuse it.
+    mkdir -p "$CACHE_ROOT"
+    exec 9>"$CACHE_ROOT/.kube-apiserver-$KUBE_VERSION.lock"
+    flock 9
+    adopt_legacy_copy
     [[ -x "$BIN" ]] || compile
-    if [[ ! -x "$SHARED_BIN" ]]; then
-        mkdir -p "$(dirname "$SHARED_BIN")" && cp "$BIN" "$SHARED_BIN.tmp" && mv "$SHARED_BIN.tmp" "$SHARED_BIN"
-    fi
+    exec 9>&-
+}
+
+# Earlier versions of this script kept the binary in the clone and a copy at the very path that
+# is now the build directory ($WEIR_CACHE_DIR/kube-apiserver-<version>, then a file): move it in.
+adopt_legacy_copy() {
+    [[ -z "${WEIR_KUBE_HOME:-}" && -f "$KUBE_HOME" && ! -L "$KUBE_HOME" ]] || return 0
+    log "moving the cached binary $KUBE_HOME to $BIN"
+    mv "$KUBE_HOME" "$KUBE_HOME.legacy.$$"
+    mkdir -p "$(dirname "$BIN")"
+    mv "$KUBE_HOME.legacy.$$" "$BIN"
 }
 
 compile() {
     command -v go >/dev/null || die "go not found"
-    local src="$KUBE_HOME/src-$KUBE_VERSION" staging_version kube_gomod
+    local src="$KUBE_HOME/src" staging_version kube_gomod
     staging_version="v0.${KUBE_VERSION#v1.}"
     mkdir -p "$src" "$KUBE_HOME/bin"
     log "building kube-apiserver $KUBE_VERSION (cold: ~15-25 min on 2 cores)"

@@ -13,10 +13,11 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${1:-$REPO_ROOT/k8s/manifests}"
-HELM="${WEIR_HELM:-$REPO_ROOT/.cache/tools/bin/helm}"
 RELEASE=weir
 NAMESPACE=weir
 
+# helm as pinned by scripts/tools.sh (built once into the machine-wide cache), unless given.
+HELM="${WEIR_HELM:-$("$REPO_ROOT/scripts/tools.sh" path)/helm}"
 [[ -x "$HELM" ]] || "$REPO_ROOT/scripts/tools.sh" install
 
 mkdir -p "$OUT_DIR"
