@@ -1,10 +1,13 @@
-"""Benchmark ingestion: `weir api` (uvicorn subprocess) -> real Kafka broker (acks=all).
+"""Benchmark ingestion: `weir api` -> real Kafka broker (acks=all), driven by wrk.
 
-Drives POST /events and POST /events/batch from this process with httpx at a fixed concurrency,
-each mode bounded by a duration and a request count. Prints a table, writes
-bench-results/ingest.json.
+Closed loop: `--clients` connections, each with one request in flight, for `--seconds` per mode
+(single events on POST /events, and batches on POST /events/batch). wrk (C, Debian's package)
+drives the load so that the load generator takes as little of the shared 2 cores as possible.
+With `--baseline REF` the same modes run first against the API of that git revision (a worktree,
+same venv), so the report carries a before/after ratio measured in the same run.
+Prints a table, writes bench-results/ingest.json.
 
-    .venv/bin/python scripts/bench_ingest.py --concurrency 64 --seconds 15
+    .venv/bin/python scripts/bench_ingest.py --clients 128 --seconds 30 --baseline c9ab7db
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,135 +39,92 @@ from bench_common import (
     free_port,
     kafka_broker,
     kafka_settings,
-    percentile,
     process_cpu_seconds,
+    tree_cpu_seconds,
     write_report,
 )
 
+WRK_SCRIPT = REPO_ROOT / "scripts" / "wrk" / "post_bodies.lua"
+
 
 @dataclass
-class ModeResult:
-    mode: str
-    batch_size: int
-    concurrency: int
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    seconds: float = 0.0
-    api_cpu_seconds: float = 0.0
-    broker_cpu_seconds: float = 0.0
-    loadgen_cpu_seconds: float = 0.0
+class Target:
+    """One API under test: the working tree (`current`) or a baseline revision."""
 
-    def summary(self) -> dict[str, Any]:
-        samples = sorted(self.latencies_ms)
-        requests = len(samples)
-        accepted_events = (requests - self.errors) * self.batch_size
-        return {
-            "mode": self.mode,
-            "batch_size": self.batch_size,
-            "concurrency": self.concurrency,
-            "requests": requests,
-            "events": accepted_events,
-            "seconds": round(self.seconds, 2),
-            "events_per_s": round(accepted_events / self.seconds, 1) if self.seconds else 0.0,
-            "requests_per_s": round(requests / self.seconds, 1) if self.seconds else 0.0,
-            "p50_ms": round(percentile(samples, 0.50), 2),
-            "p95_ms": round(percentile(samples, 0.95), 2),
-            "p99_ms": round(percentile(samples, 0.99), 2),
-            "errors": self.errors,
-            "cpu_seconds": {
-                "api": round(self.api_cpu_seconds, 2),
-                "broker": round(self.broker_cpu_seconds, 2),
-                "load_generator": round(self.loadgen_cpu_seconds, 2),
-            },
-        }
+    name: str
+    pythonpath: str | None
+    cwd: Path
+    workers: int
 
 
-class Bodies:
-    """Pre-serialised request bodies, so the load generator spends its CPU on HTTP, not JSON."""
-
-    def __init__(self, batch_size: int, seed: int) -> None:
-        self.batch_size = batch_size
-        self.rng = random.Random(seed)
-        self.now = int(time.time())
-        self.next_index = seed * 10_000_000  # distinct events across modes and runs
-
-    def next(self) -> bytes:
-        start, self.next_index = self.next_index, self.next_index + self.batch_size
-        events = [event_payload(i, self.now, self.rng) for i in range(start, self.next_index)]
-        return orjson.dumps(events[0] if self.batch_size == 1 else events)
+def write_bodies(path: Path, batch_size: int, count: int, seed: int) -> None:
+    rng, now = random.Random(seed), int(time.time())
+    with path.open("wb") as out:
+        for n in range(count):
+            first = seed * 10_000_000 + n * batch_size
+            events = [event_payload(first + i, now, rng) for i in range(batch_size)]
+            out.write(orjson.dumps(events[0] if batch_size == 1 else events) + b"\n")
 
 
-async def drive(
-    clients: list[httpx.AsyncClient],
-    path: str,
-    bodies: Bodies,
-    result: ModeResult,
-    seconds: float,
-    max_requests: int,
-) -> None:
-    deadline = time.perf_counter() + seconds
-    issued = 0
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal issued
-        while issued < max_requests and time.perf_counter() < deadline:
-            issued += 1
-            body = bodies.next()
-            began = time.perf_counter()
-            try:
-                response = await client.post(
-                    path, content=body, headers={"content-type": "application/json"}
-                )
-                ok = response.status_code == 202
-            except httpx.HTTPError:
-                ok = False
-            result.latencies_ms.append((time.perf_counter() - began) * 1000)
-            result.errors += not ok
-
-    await asyncio.gather(*(worker(client) for client in clients[: result.concurrency]))
+def run_wrk(
+    url: str, path: str, bodies: Path, clients: int, seconds: float, summary: Path
+) -> tuple[dict[str, Any], float]:
+    """Run wrk; return its summary and its own CPU seconds."""
+    env = os.environ | {
+        "WEIR_BENCH_PATH": path,
+        "WEIR_BENCH_BODIES": str(bodies),
+        "WEIR_BENCH_SUMMARY": str(summary),
+    }
+    command = ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s"]
+    command += ["-s", str(WRK_SCRIPT), url]
+    before = os.times()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stdout}\n{done.stderr}")
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return json.loads(summary.read_text()), cpu
 
 
-async def run_mode(
-    base_url: str,
-    mode: str,
-    batch_size: int,
-    args: argparse.Namespace,
-    pids: tuple[int | None, int | None],
-) -> ModeResult:
-    path = "/events" if batch_size == 1 else "/events/batch"
-    # One single-connection client per worker: a shared httpx pool at high concurrency costs
-    # more CPU in the load generator than the API spends serving the requests.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0)
-            )
-            for _ in range(args.concurrency)
-        ]
-        warmup = ModeResult(mode, batch_size, args.concurrency)
-        warmup_bodies = Bodies(batch_size, seed=random.randrange(1, 10_000))
-        await drive(clients, path, warmup_bodies, warmup, 2.0, 2 * args.concurrency)
-        result = ModeResult(mode, batch_size, args.concurrency)
-        bodies = Bodies(batch_size, seed=random.randrange(10_000, 100_000))
-        max_requests = max(args.concurrency, args.max_events // batch_size)
-        api_before, broker_before = (process_cpu_seconds(pid) for pid in pids)
-        cpu_before, began = time.process_time(), time.perf_counter()
-        await drive(clients, path, bodies, result, args.seconds, max_requests)
-        result.seconds = time.perf_counter() - began
-        result.loadgen_cpu_seconds = time.process_time() - cpu_before
-        result.api_cpu_seconds = process_cpu_seconds(pids[0]) - api_before
-        result.broker_cpu_seconds = process_cpu_seconds(pids[1]) - broker_before
-    return result
+def mode_row(
+    target: Target, mode: str, batch: int, clients: int, wrk: dict[str, Any], cpu: dict[str, float]
+) -> dict[str, Any]:
+    seconds = wrk["duration_us"] / 1e6
+    failed = wrk["non_2xx"] + wrk["connect"] + wrk["read"] + wrk["write"] + wrk["timeout"]
+    accepted = wrk["requests"] - failed
+    return {
+        "target": target.name,
+        "api_workers": target.workers,
+        "mode": mode,
+        "batch_size": batch,
+        "clients": clients,
+        "requests": wrk["requests"],
+        "accepted_requests_per_s": round(accepted / seconds, 1),
+        "events_per_s": round(accepted * batch / seconds, 1),
+        "p50_ms": wrk["p50_us"] / 1000,
+        "p95_ms": wrk["p95_us"] / 1000,
+        "p99_ms": wrk["p99_us"] / 1000,
+        "max_ms": wrk["max_us"] / 1000,
+        "refused_or_failed": failed,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
+    }
 
 
 @contextlib.contextmanager
-def weir_api(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def weir_api(
+    target: Target, env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    if target.pythonpath:
+        env = env | {"PYTHONPATH": target.pythonpath}
+    env = env | {"WEIR_API_WORKERS": str(target.workers)}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "weir.cli", "api"],
             env=env,
-            cwd=REPO_ROOT,
+            cwd=target.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -185,21 +147,30 @@ async def wait_healthy(base_url: str, process: subprocess.Popen[bytes], timeout:
                 raise RuntimeError(f"weir api exited with {process.returncode}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get("/health")).status_code == 200:
+                    await asyncio.sleep(2)  # every worker up, not just the first
                     return
             await asyncio.sleep(0.2)
     raise TimeoutError(f"{base_url}/health did not answer within {timeout}s")
 
 
-async def bench(
-    bootstrap: str, broker_pid: int | None, work: Path, args: argparse.Namespace
-) -> None:
+async def bench_target(
+    target: Target,
+    bootstrap: str,
+    broker_pid: int | None,
+    work: Path,
+    args: argparse.Namespace,
+    bodies: dict[int, Path],
+    clickhouse_url: str,
+) -> list[dict[str, Any]]:
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_settings(bootstrap), topic, args.partitions)
     port = free_port()
     env = os.environ | {
         "WEIR_STREAM_BACKEND": "kafka",
-        "WEIR_STORE_BACKEND": "chdb",
-        "WEIR_DATA_DIR": str(work / "weir"),
+        # A server (the chDB HTTP shim) rather than chDB in-process, which allows one worker only.
+        "WEIR_STORE_BACKEND": "clickhouse",
+        "WEIR_CLICKHOUSE_URL": clickhouse_url,
+        "WEIR_DATA_DIR": str(work / f"weir-{target.name}"),
         "WEIR_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "WEIR_KAFKA_TOPIC": topic,
         "WEIR_HOST": "127.0.0.1",
@@ -208,34 +179,121 @@ async def bench(
         "WEIR_LOG_LEVEL": "WARNING",
         "WEIR_LOG_FORMAT": "text",
     }
-    modes = [("single", 1), ("batch", 100)] + ([("batch", 1000)] if args.with_1000 else [])
     base_url = f"http://127.0.0.1:{port}"
-    results: list[ModeResult] = []
-    with weir_api(env, work / "api.log") as api:
+    rows = []
+    with weir_api(target, env, work / f"api-{target.name}.log") as api:
         await wait_healthy(base_url, api, timeout=90)
-        for mode, size in modes:
-            results.append(await run_mode(base_url, mode, size, args, (api.pid, broker_pid)))
-    rows = [r.summary() for r in results]
-    print(CORES_NOTE)
-    print("api: uvicorn, 1 worker, asyncio loop; load generator: httpx.AsyncClient, same machine")
-    header = f"{'mode':10} {'conc':>5} {'requests':>9} {'events':>9} {'events/s':>10}"
-    print(
-        header + f" {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  cpu s api/broker/gen"
+        for batch in args.batch_sizes:
+            mode, path = ("single", "/events") if batch == 1 else ("batch", "/events/batch")
+            summary = work / "wrk.json"
+            run_wrk(base_url, path, bodies[batch], args.clients, 3, summary)  # warm-up
+            api_before, broker_before = tree_cpu_seconds(api.pid), process_cpu_seconds(broker_pid)
+            wrk, wrk_cpu = run_wrk(
+                base_url, path, bodies[batch], args.clients, args.seconds, summary
+            )
+            cpu = {
+                "api": tree_cpu_seconds(api.pid) - api_before,
+                "broker": process_cpu_seconds(broker_pid) - broker_before,
+                "load_generator": wrk_cpu,
+            }
+            rows.append(mode_row(target, mode, batch, args.clients, wrk, cpu))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+@contextlib.contextmanager
+def clickhouse_shim(data_dir: Path) -> Iterator[str]:
+    """tests/harness/chdb_http.py: ClickHouse's HTTP interface over chDB (no server here)."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.harness.chdb_http", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(data_dir)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL
     )
-    for row in rows:
-        cpu = row["cpu_seconds"]
-        print(
-            f"{row['mode'] + ' x' + str(row['batch_size']):10} {row['concurrency']:>5} "
-            f"{row['requests']:>9} {row['events']:>9} {row['events_per_s']:>10.1f} "
-            f"{row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} {row['p99_ms']:>8.2f} "
-            f"{row['errors']:>7}  {cpu['api']}/{cpu['broker']}/{cpu['load_generator']}"
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError, httpx.HTTPError):
+                if httpx.get(f"{url}/ping", timeout=1).text == "Ok.\n":
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("chdb HTTP shim did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def baseline_worktree(ref: str | None, work: Path) -> Iterator[Path | None]:
+    if ref is None:
+        yield None
+        return
+    tree = work / "baseline"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), ref],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(tree)],
+            cwd=REPO_ROOT,
+            check=False,
+            capture_output=True,
         )
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print(CORES_NOTE)
+    print(
+        f"{'target':9} {'mode':11} {'workers':>7} {'req/s':>8} {'events/s':>9} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'refused':>7}  cpu s api/broker/wrk  ratio"
+    )
+    baseline = {(r["mode"], r["batch_size"]): r for r in rows if r["target"] != "current"}
+    for row in rows:
+        key, cpu = (row["mode"], row["batch_size"]), row["cpu_seconds"]
+        ratio = ""
+        if row["target"] == "current" and key in baseline and baseline[key]["events_per_s"]:
+            ratio = f"x{row['events_per_s'] / baseline[key]['events_per_s']:.1f}"
+        print(
+            f"{row['target']:9} {row['mode'] + ' x' + str(row['batch_size']):11} "
+            f"{row['api_workers']:>7} {row['accepted_requests_per_s']:>8.0f} "
+            f"{row['events_per_s']:>9.0f} {row['p50_ms']:>7.1f} {row['p95_ms']:>7.1f} "
+            f"{row['p99_ms']:>7.1f} {row['refused_or_failed']:>7}  "
+            f"{cpu['api']}/{cpu['broker']}/{cpu['load_generator']}  {ratio}"
+        )
+
+
+async def bench(
+    bootstrap: str, broker_pid: int | None, work: Path, args: argparse.Namespace
+) -> None:
+    bodies = {}
+    for batch in args.batch_sizes:
+        bodies[batch] = work / f"bodies-{batch}.ndjson"
+        write_bodies(bodies[batch], batch, count=20_000 if batch == 1 else 200, seed=batch)
+    rows: list[dict[str, Any]] = []
+    with baseline_worktree(args.baseline, work) as tree:
+        targets = []
+        if tree is not None:
+            path = f"{tree / 'services'}{os.pathsep}{tree / 'operator'}"
+            targets.append(Target("baseline", path, tree, 1))
+        targets.append(Target("current", None, REPO_ROOT, args.workers))
+        with clickhouse_shim(work / "chdb") as url:
+            for target in targets:
+                rows += await bench_target(target, bootstrap, broker_pid, work, args, bodies, url)
+    print_table(rows)
     write_report(
         args.out,
         {
             "note": CORES_NOTE,
+            "load_generator": "wrk -t2 (closed loop: one request in flight per connection)",
+            "baseline_ref": args.baseline,
             "seconds_per_mode": args.seconds,
-            "max_events_per_mode": args.max_events,
             "topic_partitions": args.partitions,
             "external_broker": args.bootstrap is not None,
             "modes": rows,
@@ -245,16 +303,22 @@ async def bench(
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration bound per mode")
+    parser.add_argument("--clients", type=int, default=128, help="connections (closed loop)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration per mode")
     parser.add_argument(
-        "--max-events", type=int, default=300_000, help="event-count bound per mode"
+        "--batch-sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1, 500],
+        help="events per request per mode (1 = POST /events), e.g. 1,100,500",
     )
+    parser.add_argument("--workers", type=int, default=0, help="WEIR_API_WORKERS (0 = per CPU)")
+    parser.add_argument("--baseline", help="also measure the API of this git revision")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
-    parser.add_argument("--with-1000", action="store_true", help="also batches of 1000 events")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--out", type=Path, default=Path("bench-results/ingest.json"))
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="weir-bench-ingest-") as tmp:
         work = Path(tmp)
         if args.bootstrap:

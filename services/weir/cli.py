@@ -10,19 +10,9 @@ from weir.core.config import Settings, get_settings
 
 
 def _api(settings: Settings) -> None:
-    import uvicorn
+    from weir.api.server import serve_api
 
-    from weir.api import create_app
-    from weir.serving import GracefulServer
-
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
-    GracefulServer(config).run()
+    serve_api(settings)
 
 
 def _consumer(settings: Settings) -> None:

@@ -62,6 +62,7 @@ def test_spans_arrive_at_the_otlp_endpoint(receiver: tuple[str, Path]) -> None:
     url, out = receiver
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "weir-api-test"}
+    env["OTEL_TRACES_SAMPLER"] = "always_on"  # this test is about export, not Weir's 1 % default
     done = subprocess.run(
         [sys.executable, "-c", EMIT_SPANS], env=env, cwd=REPO_ROOT, capture_output=True, timeout=60
     )
@@ -79,3 +80,18 @@ def test_spans_arrive_at_the_otlp_endpoint(receiver: tuple[str, Path]) -> None:
                 names.update(span.name for span in scope_spans.spans)
     assert names == {"request", "send weir.events"}
     assert services == {"weir-api-test"}
+
+
+def test_default_sampler_keeps_one_percent_of_new_traces_and_every_sampled_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from weir.observability.tracing import DEFAULT_SAMPLE_RATIO, default_sampler
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    sampler = default_sampler()
+    assert isinstance(sampler, ParentBased) and DEFAULT_SAMPLE_RATIO == 0.01
+    assert isinstance(sampler._root, TraceIdRatioBased) and sampler._root.rate == 0.01
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    assert default_sampler() is None

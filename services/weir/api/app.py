@@ -7,19 +7,31 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from weir.api.admission import PROBES, AdmissionControl
 from weir.api.errors import install_error_handlers
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
 from weir.api.routes import events, health, metrics
 from weir.core.config import Settings
 from weir.core.event import EventIn
-from weir.observability import metrics as prometheus
 from weir.observability.http import PrometheusMiddleware
 from weir.parts import open_parts
 from weir.store import Store
 from weir.stream import Producer
+
+# FastAPI's native OpenTelemetry: one SERVER span per request, named after the route, in the
+# global tracer provider (`weir.observability.tracing`). Probes stay untraced: they would drown
+# real traces at one span per kubelet check. No spans per dependency and endpoint, no OTel metrics
+# or logs: Prometheus and our JSON logs cover those, and each costs CPU on every request.
+TELEMETRY: TelemetryConfig = {
+    "tracing": True,
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+    "exclude": lambda scope: scope.get("path") in PROBES,
+}
 
 
 def create_app(
@@ -42,7 +54,6 @@ def create_app(
             app.state.ingestor = Ingestor(
                 parts.producer, settings, extra_headers or trace_context_headers
             )
-            prometheus.watch_producer(parts.producer)
             yield
 
     app = FastAPIOffline(
@@ -50,6 +61,7 @@ def create_app(
         summary="Event ingestion and metrics: HTTP -> Kafka -> ClickHouse.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=TELEMETRY,
     )
     install_error_handlers(app)
     _document_event_schema(app)
@@ -57,8 +69,12 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.add_middleware(PrometheusMiddleware)
-    # Probes stay untraced: they would drown real traces at one span per kubelet check.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/ready")
+    # Outermost: an overloaded worker refuses before tracing, metrics or routing spend anything.
+    app.add_middleware(
+        AdmissionControl,
+        limit=settings.api_max_in_flight,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
     return app
 
 

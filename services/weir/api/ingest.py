@@ -66,6 +66,7 @@ class Ingestor:
                 ) from None
             finally:
                 metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+                metrics.report_pending(self.producer)
         metrics.EVENTS_ACCEPTED.inc(len(events))
 
     def _message(self, event: StoredEvent) -> Message:

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="API listen address.")
     port: int = Field(8080, description="API listen port.")
     metrics_port: int = Field(9100, description="Prometheus metrics port (0 disables it).")
+    api_workers: int = Field(
+        0,
+        ge=0,
+        description="API worker processes; 0 means one per CPU the process may use (cgroup quota).",
+    )
+    api_max_in_flight: int = Field(
+        256,
+        ge=1,
+        description="Requests one API worker handles at once; beyond that it answers 503 at once.",
+    )
 
     # --- Kafka -----------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")

@@ -65,8 +65,14 @@ EVENTS_REJECTED = Counter(
     "Events refused: the first invalid field, or size, content_type, unavailable.",
     ["reason"],
 )
+SHED = Counter(
+    "weir_http_shed_total", "Requests refused with 503 because a worker had too many in flight."
+)
+# livesum: with several API worker processes, the pending messages of the live ones added up.
 PRODUCER_PENDING = Gauge(
-    "weir_producer_pending", "Messages handed to the producer and not yet acknowledged."
+    "weir_producer_pending",
+    "Messages handed to the producer and not yet acknowledged.",
+    multiprocess_mode="livesum",
 )
 PRODUCE_SECONDS = Histogram(
     "weir_producer_send_seconds", "Time from send to the broker's ack.", buckets=LATENCY_BUCKETS
@@ -85,8 +91,12 @@ def rejection_reason(message: str) -> str:
     return "size" if "larger than" in message else field
 
 
-def watch_producer(producer: object) -> None:
-    """Report the producer's pending count (when its backend tracks one) at scrape time."""
+def report_pending(producer: object) -> None:
+    """Set the pending gauge from the producer (when its backend tracks a count).
+
+    Set on every send rather than read at scrape time: with several worker processes the
+    scrape happens in another process (prometheus_client's multiprocess mode).
+    """
     pending = getattr(producer, "pending", None)
     if isinstance(pending, int):
-        PRODUCER_PENDING.set_function(lambda: float(getattr(producer, "pending", 0)))
+        PRODUCER_PENDING.set(pending)

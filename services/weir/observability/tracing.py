@@ -6,6 +6,7 @@ extracts them and links its flush and insert spans to every message's producer c
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,20 +15,34 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Link, Span, SpanKind
 
 TRACER_NAME = "weir"
+DEFAULT_SAMPLE_RATIO = 0.01
 TRACE_HEADERS = ("traceparent", "tracestate")
 Headers = Sequence[tuple[str, bytes]]
 
 
+def default_sampler() -> Sampler | None:
+    """Weir's default when OTEL_TRACES_SAMPLER is unset: 1 % of new traces, and every trace whose
+    caller sampled it (parent-based). Recording every request costs more CPU per request than
+    the rest of the ingestion path; unsampled requests still carry a trace id into logs, Kafka
+    headers and the stored row."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None  # the SDK reads OTEL_TRACES_SAMPLER(_ARG) itself
+    return ParentBased(TraceIdRatioBased(DEFAULT_SAMPLE_RATIO))
+
+
 def configure_tracing(service_name: str) -> TracerProvider:
-    """Install a global TracerProvider. The sampler comes from OTEL_TRACES_SAMPLER(_ARG) (SDK
-    default: parentbased_always_on); spans are exported over OTLP/HTTP only when an endpoint is set,
-    so without one tracing costs little and still fills trace ids for logs and Kafka headers.
+    """Install a global TracerProvider with `default_sampler()`; spans are exported over OTLP/HTTP
+    only when an endpoint is set, so without one tracing costs little and still fills trace ids
+    for logs and Kafka headers.
     """
     name = os.environ.get("OTEL_SERVICE_NAME") or service_name
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: name}), sampler=default_sampler()
+    )
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     ):
@@ -39,7 +54,11 @@ def configure_tracing(service_name: str) -> TracerProvider:
     return provider
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """Weir's tracer, made once: the SDK builds a new Tracer on every `get_tracer` call, which
+    cost as much as starting the span itself. Obtained before `configure_tracing`, it is a proxy
+    that follows the provider installed later."""
     return trace.get_tracer(TRACER_NAME)
 
 

@@ -1,20 +1,23 @@
-"""Kafka producer: acks=all, idempotent, batched by linger, every call bounded in time."""
+"""Kafka producer: acks=all, idempotent, concurrent sends coalesced into record batches per
+partition (batching.py), every call bounded in time."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from weir.core.config import Settings
 from weir.stream.base import Delivery, Message, StreamError, StreamFull, StreamUnavailable
+from weir.stream.kafka.batching import PartitionBatcher, partition_for
 from weir.stream.kafka.config import client_options, throttle_metadata_retries
 
-# Room for one produce request of many small events; the broker accepts up to ~1 MiB.
-_MAX_BATCH_BYTES = 256 * 1024
+# One record batch per partition per produce request; the broker accepts up to ~1 MiB.
+_MAX_BATCH_BYTES = 512 * 1024
 
 
 def stream_error(error: BaseException) -> StreamError:
@@ -35,6 +38,8 @@ class KafkaProducer:
         # Longer than our answer's bound so a brief outage is bridged by retries, not lost.
         self._request_timeout_ms = int(max(10.0, 5 * self._default_timeout) * 1000)
         self._producer: AIOKafkaProducer | None = None
+        self._batcher: PartitionBatcher | None = None
+        self._round_robin = itertools.count()
         self._pending = 0  # messages handed to the client and not yet acked or failed
 
     @property
@@ -48,7 +53,7 @@ class KafkaProducer:
             **self._options,
             acks="all",
             enable_idempotence=True,
-            linger_ms=self._linger_ms,
+            linger_ms=0,  # batching is PartitionBatcher's (batching.py)
             max_batch_size=_MAX_BATCH_BYTES,
             request_timeout_ms=self._request_timeout_ms,
         )
@@ -59,11 +64,15 @@ class KafkaProducer:
             await producer.stop()
             raise StreamUnavailable(f"cannot connect to Kafka: {error!r}") from error
         self._producer = producer
+        self._batcher = PartitionBatcher(producer, self._linger_ms / 1000)
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            await batcher.close()  # every queued send handed to aiokafka...
         if producer is not None:
-            await producer.stop()  # flushes the accumulator before closing
+            await producer.stop()  # ...which flushes its accumulator before closing
 
     async def send(
         self,
@@ -72,39 +81,56 @@ class KafkaProducer:
         timeout: float | None = None,
     ) -> list[Delivery]:
         producer = self._started()
+        batcher = self._batcher
+        assert batcher is not None
+        if not messages:
+            return []
         if self._pending + len(messages) > self._max_pending:
             raise StreamFull(f"{self._pending} messages already await the broker's ack")
         timeout = self._default_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        futures: list[asyncio.Future[Any]] = []
-        self._pending += len(messages)
         try:
-            # Enqueueing can wait for metadata or buffer space; cancelling it there is safe
-            # (aiokafka: cancelling `send()` itself means the message is not sent).
             async with asyncio.timeout_at(deadline):
-                for message in messages:
-                    future = await producer.send(
-                        topic, message.value, key=message.key, headers=list(message.headers)
-                    )
-                    future.add_done_callback(self._acked_or_failed)
-                    futures.append(future)
+                partitions = await self._partitions(producer, topic)
         except (KafkaError, TimeoutError) as error:
             raise stream_error(error) from error
-        finally:
-            self._pending -= len(messages) - len(futures)  # the rest leave via the callback
-        if futures:
-            # asyncio.wait does not cancel: a late ack still lands and releases its slot.
-            _, late = await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
-            if late:
-                raise StreamUnavailable(f"{len(late)} of {len(futures)} messages not acked")
-        deliveries = []
-        for future in futures:
-            if failure := future.exception():
+        by_partition: dict[int, list[int]] = {}
+        for index, message in enumerate(messages):
+            partition = (
+                partition_for(message.key, partitions)
+                if message.key is not None
+                else partitions[next(self._round_robin) % len(partitions)]
+            )
+            by_partition.setdefault(partition, []).append(index)
+        chunks = {
+            partition: batcher.submit(topic, partition, [messages[i] for i in indexes])
+            for partition, indexes in by_partition.items()
+        }
+        self._pending += len(messages)
+        for chunk in chunks.values():
+            chunk.done.add_done_callback(functools.partial(self._release, len(chunk.messages)))
+        # asyncio.wait does not cancel: a late ack still lands and releases its slots.
+        waiting = [chunk.done for chunk in chunks.values()]
+        _, late = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        if late:
+            raise StreamUnavailable(f"{len(late)} of {len(waiting)} batches not acked in time")
+        deliveries: list[Delivery | None] = [None] * len(messages)
+        for partition, chunk in chunks.items():
+            if failure := chunk.done.exception():
                 raise stream_error(failure) from failure
-            metadata = future.result()
-            deliveries.append(Delivery(topic, metadata.partition, metadata.offset))
-        return deliveries
+            for index, offset in zip(by_partition[partition], chunk.done.result(), strict=True):
+                deliveries[index] = Delivery(topic, partition, offset)
+        return [d for d in deliveries if d is not None]
+
+    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> list[int]:
+        known = producer.client.cluster.partitions_for_topic(topic)
+        if not known:  # first send to the topic: fetch its metadata
+            known = await producer.partitions_for(topic)
+        return sorted(known)
+
+    def _release(self, count: int, _: asyncio.Future[list[int]]) -> None:
+        self._pending -= count
 
     async def ping(
         self,
@@ -120,11 +146,6 @@ class KafkaProducer:
             raise StreamUnavailable(f"Kafka did not answer: {error!r}") from error
         if topic is not None and not cluster.partitions_for_topic(topic):
             raise StreamUnavailable(f"topic {topic!r} does not exist")
-
-    def _acked_or_failed(self, future: asyncio.Future[Any]) -> None:
-        self._pending -= 1
-        if not future.cancelled():
-            future.exception()  # marks a failure as retrieved; `send` reports it if still waiting
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:

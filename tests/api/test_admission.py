@@ -1,0 +1,73 @@
+"""Admission control: past the in-flight limit a request is refused at once, probes never are."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from tests.api.doubles import IdleStore, RecordingProducer
+from weir.api import create_app
+from weir.core.config import Settings
+from weir.stream import Delivery, Message
+
+EVENT = {"event_name": "signup", "channel": "web", "user_id": "u1"}
+
+
+class StalledProducer(RecordingProducer):
+    """Holds every send until released: the requests stay in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send(
+        self, topic: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> list[Delivery]:
+        await self.release.wait()
+        return await super().send(topic, messages, timeout)
+
+
+async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:
+    producer = StalledProducer()
+    settings = Settings(api_max_in_flight=2, retry_after_seconds=3)
+    app = create_app(settings, producer=producer, store=IdleStore())  # type: ignore[arg-type]
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://weir") as http:
+            body = EVENT | {"timestamp": int(time.time())}
+            held = [asyncio.create_task(http.post("/events", json=body)) for _ in range(2)]
+            for _ in range(500):  # until both are admitted and waiting on the producer
+                if _in_flight(app) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert _in_flight(app) == 2
+            began = time.perf_counter()
+            refused = await http.post("/events", json=body)
+            refused_batch = await http.post("/events/batch", json=[body])
+            refused_metrics = await http.get("/metrics", params={"event_name": "signup"})
+            elapsed = time.perf_counter() - began
+            health = await http.get("/health")
+            producer.release.set()
+            accepted = await asyncio.gather(*held)
+
+    for response in (refused, refused_batch, refused_metrics):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "3"
+        assert "overloaded" in response.json()["error"]
+    assert elapsed < 0.5, "refusals must not wait for the requests in flight"
+    assert health.status_code == 200
+    assert [r.status_code for r in accepted] == [202, 202]
+    assert len(producer.sent) == 2
+
+
+def _in_flight(app: object) -> int:
+    layer = getattr(app, "middleware_stack", None)
+    while layer is not None:
+        if type(layer).__name__ == "AdmissionControl":
+            return int(layer.in_flight)
+        layer = getattr(layer, "app", None)
+    return -1

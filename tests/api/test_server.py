@@ -1,0 +1,76 @@
+"""`weir api` as an OS process with two workers: both serve, and Prometheus adds them up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.processes import start_weir, wait_until_up
+from tests.harness.kafka import TopicFactory, free_port
+from weir.api.server import available_cpus, worker_count
+from weir.core.config import Settings, StoreBackend
+
+
+def test_worker_count_follows_the_setting_the_cpus_and_chdb() -> None:
+    assert worker_count(Settings(api_workers=3)) == 3
+    assert worker_count(Settings(api_workers=0)) == available_cpus() >= 1
+    assert worker_count(Settings(api_workers=3, store_backend=StoreBackend.CHDB)) == 1
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = samples.get(name, 0.0) + float(value)
+    return samples
+
+
+async def test_two_workers_serve_and_their_metrics_add_up(
+    kafka_settings: Settings, kafka_topic: TopicFactory, clickhouse_http: str, tmp_path: Path
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    settings = kafka_settings.model_copy(
+        update={
+            "kafka_topic": await kafka_topic(partitions=3),
+            "store_backend": StoreBackend.CLICKHOUSE,
+            "clickhouse_url": clickhouse_http,
+            "port": port,
+            "metrics_port": metrics_port,
+            "api_workers": 2,
+        }
+    )
+    api = start_weir("api", settings, tmp_path / "api.log")
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", api)
+        now = int(time.time())
+        events = [
+            {"event_name": "signup", "channel": "web", "user_id": f"u{i}", "timestamp": now}
+            for i in range(200)
+        ]
+        # New connections each: the kernel spreads them over both workers' accepts.
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_keepalive_connections=0)
+        ) as http:
+            answers = await asyncio.gather(*(http.post("/events", json=e) for e in events))
+        assert [a.status_code for a in answers] == [202] * 200
+        samples = scrape(metrics_port)
+        assert samples["weir_events_accepted_total"] == 200
+        assert (
+            samples['weir_http_requests_total{method="POST",route="/events",status="202"}'] == 200
+        )
+        pids = {
+            line.split()[-1]
+            for line in (tmp_path / "api.log").read_text().splitlines()
+            if "Started server process" in line
+        }
+        assert len(pids) == 2, "both workers started"
+    finally:
+        api.terminate()
+        assert api.wait(timeout=30) == 0
