@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
-from weir.core.event import EventIn, InvalidEvent, StoredEvent, TimeWindow, validate_event
+from weir.core.event import (
+    EventIn,
+    InvalidEvent,
+    StoredEvent,
+    TimeWindow,
+    accept_all_fast,
+    accept_fast,
+    validate_event,
+)
 
 NOW = 1_800_000_000
 WINDOW = TimeWindow(now=NOW, max_skew_seconds=60, max_age_seconds=30 * 86400)
@@ -122,3 +131,60 @@ def test_stored_event_round_trips_and_skips_the_time_window() -> None:
 def test_undecodable_stream_values_are_explained(value: bytes, message: str) -> None:
     with pytest.raises(InvalidEvent, match=message):
         StoredEvent.decode(value)
+
+
+# The fast path (msgspec) must accept exactly what the contract (EventIn) accepts, with the same
+# identity; what it refuses goes to EventIn, so a refusal there only costs time, never an answer.
+AGREEMENT_CASES: list[object] = [
+    event(),
+    event(tags=["a", "b"], metadata={"plan": "pro", "n": 1, "f": 1.5, "deep": {"x": [1, None]}}),
+    event(campaign_id="c1", event_id="order-1"),
+    event(campaign_id=None, tags=[]),
+    event(user_id="ü" * 128),
+    event(user_id="ü" * 129),
+    event(event_name=""),
+    event(channel="fax"),
+    event(timestamp=True),
+    event(timestamp=1.0 * NOW),
+    event(timestamp=str(NOW)),
+    event(timestamp=NOW + 61),
+    event(timestamp=NOW - 30 * 86400 - 1),
+    event(timestamp=0),
+    event(tags=["x" * 101]),
+    event(tags=["t"] * 21),
+    event(tags="a"),
+    event(tags=[1]),
+    event(metadata=[]),
+    orjson.dumps(event()).replace(b"}", b',"metadata":{"big":1180591620717411303424}}'),
+    event(extra=1),
+    event(event_id=""),
+    event(event_id=5),
+    event(campaign_id="c" * 129),
+    [event()],
+    "event",
+    None,
+]
+
+
+@pytest.mark.parametrize("payload", AGREEMENT_CASES)
+def test_fast_acceptance_agrees_with_the_contract(payload: object) -> None:
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    try:  # what the API's slow path does: parse, then validate with the contract
+        contract: StoredEvent | None = StoredEvent.accept(
+            validate_event(orjson.loads(data), WINDOW), 5
+        )
+    except (InvalidEvent, orjson.JSONDecodeError):
+        contract = None
+    fast = accept_fast(data, WINDOW, 5)
+    batch = accept_all_fast(b"[" + data + b"," + data + b"]", WINDOW, 5, max_event_bytes=2048)
+    if b"big" in data:  # beyond 64 bits: left to the contract (orjson reads it as a float)
+        assert fast is None and batch is None and contract is not None
+        return
+    assert fast == contract
+    assert batch == (None if contract is None else [contract, contract])
+
+
+def test_fast_batch_acceptance_refuses_an_oversized_item() -> None:
+    big = orjson.dumps(event(metadata={"pad": "x" * 3000}))
+    assert accept_all_fast(b"[" + big + b"]", WINDOW, 5, max_event_bytes=2048) is None
+    assert accept_all_fast(b"[" + big + b"]", WINDOW, 5, max_event_bytes=8192) is not None

@@ -65,7 +65,7 @@ def create_app(
     )
     install_error_handlers(app)
     _document_event_schema(app)
-    app.include_router(events.router)
+    app.router.routes.extend(events.routes)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.add_middleware(PrometheusMiddleware)
@@ -79,7 +79,8 @@ def create_app(
 
 
 def _document_event_schema(app: FastAPI) -> None:
-    """Event routes read raw bodies (for limits, gzip and NDJSON); publish their schema anyway."""
+    """Event routes are plain Starlette routes reading raw bodies (for limits, gzip and NDJSON);
+    publish their operations and the event schema anyway."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -87,6 +88,7 @@ def _document_event_schema(app: FastAPI) -> None:
             schema = build()
             event = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
             schema.setdefault("components", {}).setdefault("schemas", {})["EventIn"] = event
+            schema["paths"] = events.OPENAPI_PATHS | schema.get("paths", {})
             app.openapi_schema = schema
         return app.openapi_schema
 

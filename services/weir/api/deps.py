@@ -39,3 +39,9 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
 StoreDep = Annotated[Store, Depends(_store)]
 TableSpecDep = Annotated[TableSpec, Depends(_table_spec)]
+
+
+def hot_path_parts(request: Request) -> tuple[Ingestor, Settings]:
+    """The ingestion routes' parts, read directly: FastAPI's dependency resolution costs about a
+    sixth of the CPU of a POST /events (measured), so those two routes take only the request."""
+    return request.app.state.ingestor, request.app.state.settings

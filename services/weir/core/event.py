@@ -86,9 +86,7 @@ class EventIn(BaseModel):
         """
         if self.event_id is not None:
             return self.event_id
-        content = self.model_dump(exclude={"event_id"})
-        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()[:32]
+        return content_digest(self.model_dump(exclude={"event_id"}))
 
 
 class InvalidEvent(ValueError):
@@ -200,6 +198,98 @@ def _describe_wire_error(message: str) -> str:
     if field == "received_at":
         return f"received_at: {_WIRE_HINTS[field]}"
     return f"{field}: {text[0].lower()}{text[1:]}"
+
+
+class _Candidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`EventIn`'s rules (the constants above) as a msgspec struct: the fast path of acceptance.
+
+    Only acceptance is fast: anything this refuses is validated again by `EventIn`, which stays
+    the contract and explains what is wrong. tests/core/test_event.py checks that the two agree.
+    """
+
+    event_name: _Name
+    channel: Channel
+    user_id: _Name
+    timestamp: Annotated[int, msgspec.Meta(gt=0)]
+    campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
+    tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
+        default_factory=list
+    )
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    event_id: _Name | None = None
+
+
+_ONE_CANDIDATE = msgspec.json.Decoder(_Candidate)
+_CANDIDATES = msgspec.json.Decoder(list[_Candidate])
+
+
+def accept_fast(data: bytes, window: TimeWindow, received_at_ms: int) -> StoredEvent | None:
+    """The stored form of a JSON event that obeys every rule; None for anything else (the
+    caller then validates with `EventIn`, which explains the refusal)."""
+    try:
+        candidate = _ONE_CANDIDATE.decode(data)
+    except msgspec.MsgspecError:
+        return None
+    return _stored(candidate, window, received_at_ms, max_bytes=None)
+
+
+def accept_all_fast(
+    data: bytes, window: TimeWindow, received_at_ms: int, max_event_bytes: int
+) -> list[StoredEvent] | None:
+    """For a JSON array whose every item obeys every rule (and is at most `max_event_bytes`),
+    their stored forms; None when any item does not."""
+    try:
+        candidates = _CANDIDATES.decode(data)
+    except msgspec.MsgspecError:
+        return None
+    accepted = []
+    for candidate in candidates:
+        stored = _stored(candidate, window, received_at_ms, max_event_bytes)
+        if stored is None:
+            return None
+        accepted.append(stored)
+    return accepted
+
+
+def _stored(
+    candidate: _Candidate, window: TimeWindow, received_at_ms: int, max_bytes: int | None
+) -> StoredEvent | None:
+    if not window.now - window.max_age_seconds <= candidate.timestamp:
+        return None
+    if candidate.timestamp > window.now + window.max_skew_seconds:
+        return None
+    if max_bytes is not None and len(_WIRE_ENCODER.encode(candidate)) > max_bytes:
+        return None
+    content: dict[str, Any] = {
+        "event_name": candidate.event_name,
+        "channel": candidate.channel,
+        "user_id": candidate.user_id,
+        "timestamp": candidate.timestamp,
+        "campaign_id": candidate.campaign_id,
+        "tags": candidate.tags,
+        "metadata": candidate.metadata,
+    }
+    try:
+        event_id = candidate.event_id or content_digest(content)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits
+        return None
+    return StoredEvent(
+        received_at=received_at_ms,
+        event_id=event_id,
+        event_name=candidate.event_name,
+        channel=candidate.channel,
+        user_id=candidate.user_id,
+        timestamp=candidate.timestamp,
+        campaign_id=candidate.campaign_id,
+        tags=candidate.tags,
+        metadata=candidate.metadata,
+    )
+
+
+def content_digest(content: dict[str, Any]) -> str:
+    """An event's derived identity: SHA-256 (first 128 bits, hex) of its canonical JSON."""
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 def _json_type(value: object) -> str:

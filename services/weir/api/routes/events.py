@@ -1,22 +1,29 @@
-"""POST /events and POST /events/batch."""
+"""POST /events and POST /events/batch: the hot path.
+
+Plain Starlette routes on the FastAPI app rather than FastAPI path operations: FastAPI's
+per-request machinery (dependency resolution, response handling) took about 40 % of the CPU of a
+POST /events (measured in-process: ~350 µs against ~220 µs per request). The bodies are read raw
+anyway (limits, gzip, NDJSON), so nothing of FastAPI's validation is lost; their OpenAPI
+operations are written out below (`OPENAPI_PATHS`) and merged into the app's document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from weir.api.body import JSON, NDJSON, parse_json, read_body
-from weir.api.deps import IngestorDep, SettingsDep
+from weir.api.deps import hot_path_parts
 from weir.api.errors import ApiError
 from weir.api.ingest import now_ms
 from weir.core.config import Settings
-from weir.core.event import EventIn, InvalidEvent, StoredEvent
+from weir.core.event import EventIn, InvalidEvent, StoredEvent, accept_all_fast, accept_fast
 from weir.observability import metrics
-
-router = APIRouter(tags=["events"])
 
 _EVENT_BODY = {
     "required": True,
@@ -31,16 +38,15 @@ _BATCH_BODY = {
 }
 
 
-@router.post(
-    "/events",
-    status_code=202,
-    openapi_extra={"requestBody": _EVENT_BODY},
-    responses={400: {}, 413: {}, 415: {}, 503: {}},
-)
-async def post_event(request: Request, ingestor: IngestorDep, settings: SettingsDep) -> Any:
+async def post_event(request: Request) -> Response:
     """Accept one event; 202 only once Kafka acknowledged it (acks=all)."""
+    ingestor, settings = hot_path_parts(request)
     body = await read_body(request, (JSON,), settings.max_event_bytes)
-    try:
+    fast = accept_fast(body.data, ingestor.window(), now_ms())
+    if fast is not None:
+        await ingestor.publish([fast])
+        return json_response({"status": "accepted", "event_id": fast.event_id}, 202)
+    try:  # not valid as it is: the contract's validation explains why
         payload = parse_json(body.data)
     except ApiError:
         metrics.reject("body")
@@ -50,27 +56,35 @@ async def post_event(request: Request, ingestor: IngestorDep, settings: Settings
     except InvalidEvent as error:
         raise ApiError(400, str(error)) from None
     await ingestor.publish([event])
-    return JSONResponse({"status": "accepted", "event_id": event.event_id}, status_code=202)
+    return json_response({"status": "accepted", "event_id": event.event_id}, 202)
 
 
-@router.post(
-    "/events/batch",
-    openapi_extra={"requestBody": _BATCH_BODY},
-    responses={202: {}, 207: {}, 400: {}, 413: {}, 415: {}, 503: {}},
-)
-async def post_batch(request: Request, ingestor: IngestorDep, settings: SettingsDep) -> Any:
+async def post_batch(request: Request) -> Response:
     """Accept a JSON array or NDJSON of events (optionally gzip); valid ones are made durable.
 
     202 when all are accepted, 207 with per-item results when some are rejected, 400 when none is
     valid.
     """
+    ingestor, settings = hot_path_parts(request)
     body = await read_body(request, (JSON, NDJSON), settings.max_batch_bytes)
+    window, received_at = ingestor.window(), now_ms()
+    if body.media_type == JSON:
+        fast = accept_all_fast(body.data, window, received_at, settings.max_event_bytes)
+        if fast and len(fast) <= settings.max_batch_events:
+            await ingestor.publish(fast)
+            every = [
+                {"index": index, "status": "accepted", "event_id": event.event_id}
+                for index, event in enumerate(fast)
+            ]
+            return json_response(
+                {"status": "accepted", "accepted": len(fast), "rejected": 0, "results": every},
+                202,
+            )
     items = _split(body.media_type, body.data)
     if not items:
         raise ApiError(400, "batch: must contain at least one event")
     if len(items) > settings.max_batch_events:
         raise ApiError(413, f"batch: more than {settings.max_batch_events} events")
-    window, received_at = ingestor.window(), now_ms()
     results: list[dict[str, Any]] = []
     accepted: list[StoredEvent] = []
     for index, item in enumerate(items):
@@ -91,9 +105,7 @@ async def post_batch(request: Request, ingestor: IngestorDep, settings: Settings
         raise ApiError(400, "batch: no valid events", **summary)
     await ingestor.publish(accepted)
     status = 202 if rejected == 0 else 207
-    return JSONResponse(
-        {"status": "accepted" if status == 202 else "partial", **summary}, status_code=status
-    )
+    return json_response({"status": "accepted" if status == 202 else "partial", **summary}, status)
 
 
 def _split(media_type: str, data: bytes) -> list[object]:
@@ -120,4 +132,60 @@ def _oversized(item: object, settings: Settings) -> InvalidEvent | None:
     return None
 
 
-__all__ = ["EventIn", "router"]
+def json_response(body: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON)
+
+
+class _Route(Route):
+    """Records itself in the scope as FastAPI's routes do: metrics and spans are labelled by
+    `scope["route"].path`."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+routes = [
+    _Route("/events", post_event, methods=["POST"]),
+    _Route("/events/batch", post_batch, methods=["POST"]),
+]
+
+
+def _responses(*codes: int) -> dict[str, Any]:
+    described = {
+        202: "Accepted: durable in Kafka (acks=all).",
+        207: "Some events accepted, some rejected (per-item `results`).",
+        400: "Invalid body or event: `error` names the field and the rule.",
+        413: "Body or batch over its limit.",
+        415: "Content type or encoding not supported.",
+        503: "Kafka did not acknowledge in time, or the worker is overloaded; see Retry-After.",
+    }
+    return {str(code): {"description": described[code]} for code in codes}
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/events": {
+        "post": {
+            "tags": ["events"],
+            "summary": "Post Event",
+            "description": post_event.__doc__,
+            "operationId": "post_event_events_post",
+            "requestBody": _EVENT_BODY,
+            "responses": _responses(202, 400, 413, 415, 503),
+        }
+    },
+    "/events/batch": {
+        "post": {
+            "tags": ["events"],
+            "summary": "Post Batch",
+            "description": (post_batch.__doc__ or "").strip(),
+            "operationId": "post_batch_events_batch_post",
+            "requestBody": _BATCH_BODY,
+            "responses": _responses(202, 207, 400, 413, 415, 503),
+        }
+    },
+}
+
+__all__ = ["OPENAPI_PATHS", "EventIn", "routes"]

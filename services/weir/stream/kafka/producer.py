@@ -90,11 +90,15 @@ class KafkaProducer:
         timeout = self._default_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                partitions = await self._partitions(producer, topic)
-        except (KafkaError, TimeoutError) as error:
-            raise stream_error(error) from error
+        known = producer.client.cluster.partitions_for_topic(topic)
+        if known:
+            partitions = sorted(known)
+        else:  # first send to the topic: wait (bounded) for its metadata
+            try:
+                async with asyncio.timeout_at(deadline):
+                    partitions = sorted(await producer.partitions_for(topic))
+            except (KafkaError, TimeoutError) as error:
+                raise stream_error(error) from error
         by_partition: dict[int, list[int]] = {}
         for index, message in enumerate(messages):
             partition = (
@@ -122,12 +126,6 @@ class KafkaProducer:
             for index, offset in zip(by_partition[partition], chunk.done.result(), strict=True):
                 deliveries[index] = Delivery(topic, partition, offset)
         return [d for d in deliveries if d is not None]
-
-    async def _partitions(self, producer: AIOKafkaProducer, topic: str) -> list[int]:
-        known = producer.client.cluster.partitions_for_topic(topic)
-        if not known:  # first send to the topic: fetch its metadata
-            known = await producer.partitions_for(topic)
-        return sorted(known)
 
     def _release(self, count: int, _: asyncio.Future[list[int]]) -> None:
         self._pending -= count
