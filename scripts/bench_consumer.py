@@ -24,12 +24,14 @@ from bench_common import CORES_NOTE, create_topic, event_payload, kafka_broker, 
 from weir.consumer.decode import Decoded, decode
 from weir.consumer.dedupe import not_yet_stored
 from weir.consumer.runner import ConsumerLoop
+from weir.consumer.service import tune_gc
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.core.event import SCHEMA_VERSION, StoredEvent, validate_event
 from weir.store import Store, TableSpec, insert_events, make_store, migrate, to_columns
 from weir.stream import Message, Record, local_log, make_producer
 
 PRODUCE_CHUNK = 10_000
+PROFILE = bool(__import__("os").environ.get("WEIR_BENCH_PROFILE"))
 
 
 def build_messages(count: int) -> list[Message]:
@@ -69,7 +71,13 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
     await dlq.start()
 
     loop = ConsumerLoop.from_settings(settings, store, spec, dlq)
+    tune_gc()  # as `weir consumer` does
     cpu_before, began = time.process_time(), time.perf_counter()
+    if PROFILE:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     task = asyncio.create_task(loop.run())
     try:
         while True:
@@ -80,6 +88,11 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
             if len(assigned) == partitions and sum((await loop.consumer.lag()).values()) == 0:
                 break
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+        if PROFILE:
+            import pstats
+
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
     finally:
         loop.stop()
         await task

@@ -77,7 +77,7 @@ def test_batch_policy_by_count_bytes_and_age() -> None:
 
 def test_unique_in_batch_keeps_the_first_copy() -> None:
     first, again, other = stored("a"), stored("a"), stored("b")
-    events = [Decoded(record(i, e.encode()), e, "") for i, e in enumerate([first, again, other])]
+    events = [Decoded(record(i, e.encode()), e, b"") for i, e in enumerate([first, again, other])]
     kept = unique_in_batch(events)
     assert [d.record.offset for d in kept] == [0, 2]
 

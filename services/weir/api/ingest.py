@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from weir.api.errors import ApiError
@@ -49,8 +50,11 @@ class Ingestor:
     async def publish(self, events: Sequence[StoredEvent]) -> None:
         """Return only once every event is acknowledged by the stream; else raise a 503."""
         topic = self.settings.kafka_topic
-        # Messages are built inside the PRODUCER span: their traceparent is its context.
-        with tracing.producer_span(topic, len(events)):
+        # Messages are built inside the PRODUCER span: their traceparent is its context. An
+        # unsampled request gets none (it would record nothing); its messages still carry the
+        # request's trace id.
+        span = tracing.producer_span(topic, len(events)) if tracing.recording() else nullcontext()
+        with span:
             messages = [self._message(event) for event in events]
             started = time.perf_counter()
             try:

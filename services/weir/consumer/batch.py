@@ -18,7 +18,7 @@ class Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     size_bytes: int = 0
     opened_at: float | None = None
-    _ranges: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    _ranges: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
     def add(self, outcome: Decoded | DeadLetter) -> None:
         if self.opened_at is None:
@@ -29,23 +29,23 @@ class Batch:
             self.dead.append(outcome)
         record = outcome.record
         self.size_bytes += len(record.value) + len(record.key or b"")
-        tp = record.topic_partition
-        first, last = self._ranges.get(tp, (record.offset, record.offset))
-        self._ranges[tp] = (min(first, record.offset), max(last, record.offset))
+        key, offset = (record.topic, record.partition), record.offset
+        first, last = self._ranges.get(key, (offset, offset))
+        self._ranges[key] = (first if first < offset else offset, last if last > offset else offset)
 
     def __len__(self) -> int:
         return len(self.events) + len(self.dead)
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the offset to commit once this batch is stored: last + 1."""
-        return {tp: last + 1 for tp, (_, last) in self._ranges.items()}
+        return {TopicPartition(*key): last + 1 for key, (_, last) in self._ranges.items()}
 
     def dedup_token(self) -> str:
         """Deterministic for a given set of records: topic/partition:first-last, sorted."""
         return ",".join(
-            f"{tp.topic}/{tp.partition}:{first}-{last}"
-            for tp, (first, last) in sorted(
-                self._ranges.items(), key=lambda item: item[0].partition
+            f"{topic}/{partition}:{first}-{last}"
+            for (topic, partition), (first, last) in sorted(
+                self._ranges.items(), key=lambda item: item[0][1]
             )
         )
 

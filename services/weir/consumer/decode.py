@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from weir.core.event import InvalidEvent, StoredEvent
 from weir.stream import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):  # one per record: a tuple is the cheapest to build
     record: Record
     event: StoredEvent
-    trace_id: str
+    traceparent: bytes  # the W3C header as the producer sent it, b"" when none
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id the traceparent carries, or "" when there is none."""
+        return trace_id_of((("traceparent", self.traceparent),)) if self.traceparent else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +33,14 @@ def decode(record: Record) -> Decoded | DeadLetter:
         return DeadLetter(record, str(error))
     if record.key is not None and record.key != event.event_id.encode():
         return DeadLetter(record, "key: does not match the event_id in the value")
-    return Decoded(record, event, trace_id_of(record.headers))
+    return Decoded(record, event, traceparent_of(record.headers))
+
+
+def traceparent_of(headers: tuple[tuple[str, bytes], ...]) -> bytes:
+    for name, value in headers:
+        if name == "traceparent":
+            return value
+    return b""
 
 
 def trace_id_of(headers: tuple[tuple[str, bytes], ...]) -> str:

@@ -117,7 +117,7 @@ class ConsumerLoop:
             batch, self.batch = self.batch, Batch()
             if not len(batch):
                 return
-            links = tracing.links_from(d.record.headers for d in batch.events)
+            links = tracing.links_from(d.traceparent for d in batch.events)
             with tracing.flush_span(links, len(batch)):
                 await self._store(batch)
 

@@ -55,7 +55,7 @@ async def insert_until_stored(
 ) -> bool:
     """Insert with `insert_deduplication_token`; retry the same rows with the same token."""
     columns = to_columns([d.event for d in events], [d.trace_id for d in events])
-    links = tracing.links_from(decoded.record.headers for decoded in events)
+    links = tracing.links_from(decoded.traceparent for decoded in events)
 
     async def insert() -> bool:
         with tracing.insert_span(spec.table, len(events), links):

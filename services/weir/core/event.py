@@ -123,7 +123,7 @@ def validate_event(payload: object, window: TimeWindow | None) -> EventIn:
         raise InvalidEvent(describe_errors(error)) from None
 
 
-class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """An accepted event as it travels on the stream and lands in the store.
 
     The stream's value is this struct as JSON: the validated client fields plus `event_id` and

@@ -20,6 +20,9 @@ from opentelemetry.trace import Link, Span, SpanKind
 
 TRACER_NAME = "weir"
 DEFAULT_SAMPLE_RATIO = 0.01
+MAX_LINKS = 32
+# W3C trace-flags with the sampled bit set, as the last two hex digits of a traceparent.
+_SAMPLED_FLAGS = frozenset(f"{flags:02x}".encode() for flags in range(256) if flags & 1)
 TRACE_HEADERS = ("traceparent", "tracestate")
 Headers = Sequence[tuple[str, bytes]]
 
@@ -69,21 +72,27 @@ def trace_headers() -> list[tuple[str, bytes]]:
     return [(key, carrier[key].encode()) for key in TRACE_HEADERS if key in carrier]
 
 
-def links_from(messages_headers: Iterable[Headers]) -> list[Link]:
-    """One link per distinct producer context found in the messages' headers."""
+def links_from(traceparents: Iterable[bytes], limit: int = MAX_LINKS) -> list[Link]:
+    """One link per distinct *sampled* producer context among these `traceparent` values, at
+    most `limit` (the SDK keeps 128 per span anyway). Unsampled ones are skipped without parsing
+    (the flags byte ends the header): at 1 % sampling, parsing every traceparent of a 20,000-record
+    batch cost more than the rest of its decoding."""
     links: dict[tuple[int, int], Link] = {}
-    for headers in messages_headers:
-        carrier = {
-            name: value.decode("ascii", "replace")
-            for name, value in headers
-            if name in TRACE_HEADERS
-        }
-        if not carrier:
+    for traceparent in traceparents:
+        if traceparent[-2:] not in _SAMPLED_FLAGS:
             continue
+        carrier = {"traceparent": traceparent.decode("ascii", "replace")}
         context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
         if context.is_valid:
             links.setdefault((context.trace_id, context.span_id), Link(context))
+            if len(links) >= limit:
+                break
     return list(links.values())
+
+
+def recording() -> bool:
+    """Whether the current span records (is sampled)."""
+    return trace.get_current_span().is_recording()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from weir.store.base import Store
 from weir.store.spec import INSERT_COLUMNS, TableSpec
 
 # Ids per lookup query: keeps each request's URL/parameters well under server limits.
-LOOKUP_CHUNK = 1000
+LOOKUP_CHUNK = 5000
 # Makes a retried insert (same token) deduplicated in every rollup as well as the raw table.
 INSERT_SETTINGS: dict[str, str | int] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
