@@ -186,17 +186,17 @@ async def bench_target(
         for batch in args.batch_sizes:
             mode, path = ("single", "/events") if batch == 1 else ("batch", "/events/batch")
             summary = work / "wrk.json"
-            run_wrk(base_url, path, bodies[batch], args.clients, 3, summary)  # warm-up
+            warm_clients = args.clients if batch == 1 else args.batch_clients
+            run_wrk(base_url, path, bodies[batch], warm_clients, 3, summary)  # warm-up
             api_before, broker_before = tree_cpu_seconds(api.pid), process_cpu_seconds(broker_pid)
-            wrk, wrk_cpu = run_wrk(
-                base_url, path, bodies[batch], args.clients, args.seconds, summary
-            )
+            clients = args.clients if batch == 1 else args.batch_clients
+            wrk, wrk_cpu = run_wrk(base_url, path, bodies[batch], clients, args.seconds, summary)
             cpu = {
                 "api": tree_cpu_seconds(api.pid) - api_before,
                 "broker": process_cpu_seconds(broker_pid) - broker_before,
                 "load_generator": wrk_cpu,
             }
-            rows.append(mode_row(target, mode, batch, args.clients, wrk, cpu))
+            rows.append(mode_row(target, mode, batch, clients, wrk, cpu))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -304,6 +304,9 @@ async def bench(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=128, help="connections (closed loop)")
+    parser.add_argument(
+        "--batch-clients", type=int, default=16, help="connections for the batch modes"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="duration per mode")
     parser.add_argument(
         "--batch-sizes",
