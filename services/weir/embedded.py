@@ -12,7 +12,7 @@ import logging
 
 import uvicorn
 
-from weir.api import create_app
+from weir.api import serving_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.parts import open_parts
@@ -41,7 +41,7 @@ async def serve_embedded(settings: Settings) -> None:
     async with open_parts(settings, migrate=True) as parts:
         consumer = ConsumerLoop.from_settings(settings, parts.store, parts.spec, parts.producer)
         consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
-        app = create_app(settings, producer=parts.producer, store=parts.store)
+        app = serving_app(settings, producer=parts.producer, store=parts.store)
         server = GracefulServer(
             uvicorn.Config(
                 app,

@@ -10,7 +10,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from tests.api.doubles import IdleStore, RecordingProducer
-from weir.api import create_app
+from weir.api import serving_app
 from weir.core.config import Settings
 from weir.stream import Delivery, Message
 
@@ -34,8 +34,8 @@ class StalledProducer(RecordingProducer):
 async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:
     producer = StalledProducer()
     settings = Settings(api_max_in_flight=2, retry_after_seconds=3)
-    app = create_app(settings, producer=producer, store=IdleStore())  # type: ignore[arg-type]
-    async with LifespanManager(app) as manager:
+    app = serving_app(settings, producer=producer, store=IdleStore())  # type: ignore[arg-type]
+    async with LifespanManager(app) as manager:  # type: ignore[arg-type]
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://weir") as http:
             body = EVENT | {"timestamp": int(time.time())}
@@ -65,9 +65,4 @@ async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:
 
 
 def _in_flight(app: object) -> int:
-    layer = getattr(app, "middleware_stack", None)
-    while layer is not None:
-        if type(layer).__name__ == "AdmissionControl":
-            return int(layer.in_flight)
-        layer = getattr(layer, "app", None)
-    return -1
+    return int(getattr(app, "in_flight", -1))

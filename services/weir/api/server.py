@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
-from weir.api.app import create_app
+from weir.api.admission import AdmissionControl
+from weir.api.app import serving_app
 from weir.core.config import Settings, StoreBackend, get_settings
 from weir.serving import GracefulServer
 
@@ -54,7 +54,7 @@ def _cgroup_quota() -> float | None:
     return None
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> AdmissionControl:
     """The app of one worker process (uvicorn's `factory`): settings, logs, traces from the env."""
     from weir.observability.logs import configure_logging
     from weir.observability.tracing import configure_tracing
@@ -62,7 +62,7 @@ def worker_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings)
     configure_tracing("weir-api")
-    return create_app(settings)
+    return serving_app(settings)
 
 
 def worker_count(settings: Settings) -> int:
@@ -81,11 +81,10 @@ def serve_api(settings: Settings) -> None:
         "port": settings.port,
         "log_config": None,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
-        "backlog": 4096,
     }
     if workers == 1:  # this process serves (logs and traces are configured by the CLI already)
         _serve_metrics(settings, multiprocess=False)
-        GracefulServer(uvicorn.Config(create_app(settings), **options)).run()
+        GracefulServer(uvicorn.Config(serving_app(settings), **options)).run()
         return
     from uvicorn.supervisors import Multiprocess
 

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         description="API worker processes; 0 means one per CPU the process may use (cgroup quota).",
     )
     api_max_in_flight: int = Field(
-        256,
+        64,
         ge=1,
         description="Requests one API worker handles at once; beyond that it answers 503 at once.",
     )

@@ -123,7 +123,21 @@ def validate_event(payload: object, window: TimeWindow | None) -> EventIn:
         raise InvalidEvent(describe_errors(error)) from None
 
 
-class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+class _EventFields(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The client fields with `EventIn`'s rules (the constants above), as msgspec types."""
+
+    event_name: _Name
+    channel: Channel
+    user_id: _Name
+    timestamp: Annotated[int, msgspec.Meta(gt=0)]
+    campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
+    tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
+        default_factory=list
+    )
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StoredEvent(_EventFields, kw_only=True, frozen=True, gc=False):
     """An accepted event as it travels on the stream and lands in the store.
 
     The stream's value is this struct as JSON: the validated client fields plus `event_id` and
@@ -134,15 +148,6 @@ class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
 
     received_at: int
     event_id: _Name
-    event_name: _Name
-    channel: Channel
-    user_id: _Name
-    timestamp: Annotated[int, msgspec.Meta(gt=0)]
-    campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
-    tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
-        default_factory=list
-    )
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @classmethod
     def accept(cls, event: EventIn, received_at_ms: int) -> StoredEvent:
@@ -168,7 +173,7 @@ class StoredEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
         try:
             return _WIRE_DECODER.decode(value)
         except msgspec.ValidationError as error:
-            raise InvalidEvent(_describe_wire_error(str(error))) from None
+            raise InvalidEvent(_describe_wire_error(str(error), value)) from None
         except msgspec.DecodeError as error:
             raise InvalidEvent(f"value: not JSON ({error})") from None
 
@@ -183,13 +188,16 @@ _WIRE_HINTS = {
 }
 
 
-def _describe_wire_error(message: str) -> str:
+def _describe_wire_error(message: str, value: bytes) -> str:
     """msgspec's wording ("Expected `int`, got `str` - at `$.timestamp`") in ours
-    ("timestamp: expected `int`, got `str`")."""
+    ("timestamp: expected `int`, got `str`"). A missing envelope field (received_at, event_id:
+    what the API adds) is named before any missing event field."""
     missing = _MISSING.match(message)
     if missing:
-        field = missing.group(1)
-        return f"{field}: {_WIRE_HINTS.get(field, 'is required')}"
+        for envelope in _WIRE_HINTS:
+            if f'"{envelope}"'.encode() not in value:
+                return f"{envelope}: {_WIRE_HINTS[envelope]}"
+        return f"{missing.group(1)}: is required"
     if message.startswith("Expected `object`"):
         return "value: not a JSON object"
     match = _AT.match(message)
@@ -200,22 +208,13 @@ def _describe_wire_error(message: str) -> str:
     return f"{field}: {text[0].lower()}{text[1:]}"
 
 
-class _Candidate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Candidate(_EventFields, kw_only=True, frozen=True):
     """`EventIn`'s rules (the constants above) as a msgspec struct: the fast path of acceptance.
 
     Only acceptance is fast: anything this refuses is validated again by `EventIn`, which stays
     the contract and explains what is wrong. tests/core/test_event.py checks that the two agree.
     """
 
-    event_name: _Name
-    channel: Channel
-    user_id: _Name
-    timestamp: Annotated[int, msgspec.Meta(gt=0)]
-    campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
-    tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
-        default_factory=list
-    )
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     event_id: _Name | None = None
 
 
