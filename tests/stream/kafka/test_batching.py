@@ -63,3 +63,36 @@ async def test_concurrent_sends_share_record_batches_and_keep_their_offsets(
         for message, place in zip(messages, places, strict=True):
             assert stored[place.partition, place.offset] == message.value
             assert place.partition == partition_for(message.key or b"", [0, 1])
+
+
+async def test_a_lost_producer_session_is_answered_unavailable_and_renewed(
+    kafka_settings: Settings, kafka_topic: TopicFactory
+) -> None:
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    from weir.stream import StreamUnavailable
+
+    topic = await kafka_topic(partitions=1)
+    producer = KafkaProducer(kafka_settings)
+    await producer.start()
+    await producer.send(topic, [Message(b"k0", b"before")])
+    first = producer._producer
+    assert first is not None
+
+    async def refused(*_: object, **__: object) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        future.set_exception(OutOfOrderSequenceNumber())
+        return future
+
+    first.send_batch = refused  # type: ignore[method-assign]
+    with pytest.raises(StreamUnavailable, match="session lost"):
+        await producer.send(topic, [Message(b"k1", b"refused")])
+    for _ in range(100):  # a new producer (a new producer id) takes over
+        try:
+            await producer.send(topic, [Message(b"k2", b"after")])
+            break
+        except StreamUnavailable:
+            await asyncio.sleep(0.1)
+    assert producer._producer is not None and producer._producer is not first
+    assert producer.pending == 0
+    await producer.stop()

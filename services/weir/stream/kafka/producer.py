@@ -4,18 +4,28 @@ partition (batching.py), every call bounded in time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+)
 
 from weir.core.config import Settings
 from weir.stream.base import Delivery, Message, StreamError, StreamFull, StreamUnavailable
 from weir.stream.kafka.batching import PartitionBatcher, partition_for
 from weir.stream.kafka.config import client_options, throttle_metadata_retries
 
+# The broker refused the producer's idempotent session: only a new producer can send again.
+_SESSION_LOST = (OutOfOrderSequenceNumber, ProducerFenced)
 # One record batch per partition per produce request; the broker accepts up to ~1 MiB.
 _MAX_BATCH_BYTES = 512 * 1024
 
@@ -40,6 +50,7 @@ class KafkaProducer:
         self._producer: AIOKafkaProducer | None = None
         self._batcher: PartitionBatcher | None = None
         self._round_robin = itertools.count()
+        self._renewal: asyncio.Task[None] | None = None
         self._pending = 0  # messages handed to the client and not yet acked or failed
 
     @property
@@ -67,6 +78,11 @@ class KafkaProducer:
         self._batcher = PartitionBatcher(producer, self._linger_ms / 1000)
 
     async def stop(self) -> None:
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         producer, self._producer = self._producer, None
         batcher, self._batcher = self._batcher, None
         if batcher is not None:
@@ -122,6 +138,10 @@ class KafkaProducer:
         deliveries: list[Delivery | None] = [None] * len(messages)
         for partition, chunk in chunks.items():
             if failure := chunk.done.exception():
+                if isinstance(failure, _SESSION_LOST):
+                    self._renew(producer)
+                    reason = f"Kafka producer session lost, starting a new one: {failure!r}"
+                    raise StreamUnavailable(reason) from failure
                 raise stream_error(failure) from failure
             for index, offset in zip(by_partition[partition], chunk.done.result(), strict=True):
                 deliveries[index] = Delivery(topic, partition, offset)
@@ -147,5 +167,31 @@ class KafkaProducer:
 
     def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
+            if self._renewal is not None:
+                raise StreamUnavailable("Kafka producer session being renewed")
             raise StreamError("producer is not started")
         return self._producer
+
+    def _renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace a producer whose idempotent session the broker no longer accepts (e.g. an
+        out-of-order sequence after a broker lost its state): aiokafka's sender stops for good
+        on such errors, so only a new producer (a new producer id) can send again."""
+        if self._producer is not broken or self._renewal is not None:
+            return
+        self._producer, self._batcher = None, None
+
+        async def replace(old: Any) -> None:
+            try:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self._default_timeout):
+                        await old.stop()
+                while self._renewal is not None:
+                    try:
+                        await self.start()
+                        return
+                    except StreamUnavailable:
+                        await asyncio.sleep(1.0)
+            finally:
+                self._renewal = None
+
+        self._renewal = asyncio.create_task(replace(broken), name="kafka-producer-renewal")
