@@ -272,17 +272,7 @@ def _stored(
         event_id = candidate.event_id or content_digest(content)
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits
         return None
-    return StoredEvent(
-        received_at=received_at_ms,
-        event_id=event_id,
-        event_name=candidate.event_name,
-        channel=candidate.channel,
-        user_id=candidate.user_id,
-        timestamp=candidate.timestamp,
-        campaign_id=candidate.campaign_id,
-        tags=candidate.tags,
-        metadata=candidate.metadata,
-    )
+    return StoredEvent(received_at=received_at_ms, event_id=event_id, **content)
 
 
 def content_digest(content: dict[str, Any]) -> str:
