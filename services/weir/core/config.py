@@ -76,7 +76,10 @@ class Settings(BaseSettings):
     produce_timeout_seconds: float = Field(
         2.0, description="Longest an accept waits for the broker's ack before answering 503."
     )
-    producer_linger_ms: int = Field(5, description="Producer linger: batches concurrent requests.")
+    producer_linger_ms: int = Field(
+        5,
+        description="How long an idle partition's first send waits for others to join its batch.",
+    )
     producer_max_pending: int = Field(
         20000, description="Events awaiting broker ack beyond which the API answers 503."
     )
