@@ -164,3 +164,48 @@ class StoreContract:
             store, table_spec, ids, start + DAY, start + 2 * DAY, names
         )
         assert narrow == set()
+
+    async def test_any_string_is_counted_by_its_own_name(
+        self, store: Store, table_spec: TableSpec
+    ) -> None:
+        """Parameters reach the engine verbatim: no escape sequence is re-interpreted, no
+        character breaks the query, `\\N` is not NULL."""
+        await migrate(store, table_spec)
+        start = recent_start()
+        base = random_events(random.Random(5), 1, start, DAY)[0]
+        events = [
+            dataclasses.replace(base, event_id=f"{name}#{n}", event_name=name, timestamp=start + n)
+            for n, name in enumerate(HOSTILE_STRINGS)
+        ]
+        await insert_events(store, table_spec, columns(events), "hostile")
+        for name in HOSTILE_STRINGS:
+            assert await query_totals(store, table_spec, MetricsQuery(name)) == (1, 1), name
+            groups = await query_groups(
+                store, table_spec, MetricsQuery(name, start, start + DAY, GroupBy.CHANNEL)
+            )
+            assert [(g.total_events, g.unique_users) for g in groups] == [(1, 1)], name
+        ids = [e.event_id for e in events]
+        found = await existing_event_ids(
+            store, table_spec, ids, start, start + DAY, set(HOSTILE_STRINGS)
+        )
+        assert found == set(ids)
+        echoed = await store.query_rows(
+            "SELECT {s:String}, {a:Array(String)}", {"s": "a\\tb\t\\", "a": list(HOSTILE_STRINGS)}
+        )
+        assert echoed == [("a\\tb\t\\", list(HOSTILE_STRINGS))]
+
+
+# Each must be stored and counted as itself: TAB, LF, CR, NUL, literal backslash sequences, a
+# trailing backslash, quotes, the escaped-format NULL marker.
+HOSTILE_STRINGS = (
+    "probe\ttab",
+    "probe\\ttab",
+    "probe\n",
+    "probe\\n",
+    "trailing\\",
+    "cr\rnul\0",
+    "quote'`\"",
+    "\\N",
+    "{event_name:String}",
+    "ünïcødé 😀",
+)

@@ -29,6 +29,17 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# ClickHouse reads a `{name:String}` parameter's text in its escaped (TSV) format: `\t` is a TAB,
+# `\N` is NULL, a raw TAB or a trailing backslash is a parse error. Escaping every character that
+# format treats specially makes the engine see exactly the caller's string.
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def escape_parameter(value: str) -> str:
+    """A string as the text of a `{name:String}` parameter that the engine reads back verbatim."""
+    return value.translate(_ESCAPED)
+
+
 class ChdbEngine:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from weir.store.base import Parameters, SettingsMap
-from weir.store.chdb.engine import ChdbEngine, arrow_stream, quote
+from weir.store.chdb.engine import ChdbEngine, arrow_stream, escape_parameter, quote
 
 
 def setting_text(value: str | int | float | bool) -> str:
@@ -17,7 +17,11 @@ def setting_text(value: str | int | float | bool) -> str:
 
 
 def parameter_text(value: Any) -> str:
-    """A `{name:Type}` value as ClickHouse's HTTP `param_name` text (what chDB expects too)."""
+    """A `{name:Type}` value as ClickHouse's HTTP `param_name` text (what chDB expects too):
+    escaped, so that the engine reads back exactly the value given (clickhouse-connect does the
+    same for the server backend)."""
+    if isinstance(value, str):
+        return escape_parameter(value)
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, datetime):
