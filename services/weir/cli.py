@@ -39,6 +39,12 @@ def _replay_dlq(settings: Settings) -> None:
     asyncio.run(replay_dead_letters(settings))
 
 
+def _keys(_: Settings) -> None:
+    from weir.keytool import main as keys_main
+
+    sys.exit(keys_main(sys.argv[2:]))
+
+
 def _operator(_: Settings) -> None:
     from weir_operator.cli import main as operator_main
 
@@ -55,14 +61,17 @@ COMMANDS = {
     "migrate": (_migrate, "create or migrate the ClickHouse schema and the topics, then exit"),
     "replay-dlq": (_replay_dlq, "re-publish dead letters to the events topic"),
     "operator": (_operator, "run the kopf operator for Topic and Table resources"),
+    "keys": (_keys, "create, list or revoke API keys (a keys file of digests)"),
 }
+# Commands that parse their own arguments (`weir keys --help` is theirs, not ours).
+OWN_ARGUMENTS = ("operator", "keys")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="weir", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text, add_help=name != "operator")
+        commands.add_parser(name, help=help_text, add_help=name not in OWN_ARGUMENTS)
     args, _unknown = parser.parse_known_args(argv)
     from weir.observability.logs import configure_logging
     from weir.observability.tracing import configure_tracing

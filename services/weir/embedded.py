@@ -12,7 +12,7 @@ import logging
 
 import uvicorn
 
-from weir.api import serving_app
+from weir.api import check_exposure, serving_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.parts import open_parts
@@ -37,6 +37,7 @@ def run_embedded(settings: Settings) -> None:
 
 
 async def serve_embedded(settings: Settings) -> None:
+    check_exposure(settings)  # first: `make dev` says it runs open in its first log line
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with open_parts(settings, migrate=True) as parts:
         consumer = ConsumerLoop.from_settings(settings, parts.store, parts.spec, parts.producer)

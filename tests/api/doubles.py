@@ -46,3 +46,10 @@ class IdleStore:
 
     async def close(self) -> None:
         return None
+
+
+class EmptyStore(IdleStore):
+    """Answers every /metrics query with zero counts (for tests of the route's HTTP logic)."""
+
+    async def query_rows(self, sql: str, parameters: object = None) -> list[tuple[int, int]]:
+        return [(0, 0)]

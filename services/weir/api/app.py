@@ -11,6 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
 from weir.api.admission import PROBES, AdmissionControl
+from weir.api.auth import Authenticator
 from weir.api.errors import install_error_handlers
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
 from weir.api.routes import events, health, metrics
@@ -39,9 +40,11 @@ def create_app(
     producer: Producer | None = None,
     store: Store | None = None,
     extra_headers: HeaderHook | None = None,
+    workers: int = 1,
 ) -> FastAPI:
     """Build the app. Parts passed in are owned by the caller (e.g. `weir dev`); parts left out
     are built from the settings, started with the app and stopped (producer flushed) on shutdown.
+    `workers`: how many processes serve the same keys (each gets its share of every quota).
     """
 
     @asynccontextmanager
@@ -49,6 +52,7 @@ def create_app(
         # No DDL here: the migration owner (operator, `weir migrate`, `weir dev`) runs it.
         async with open_parts(settings, store=store, producer=producer) as parts:
             app.state.settings = settings
+            app.state.auth = Authenticator.from_settings(settings, workers)
             app.state.store = parts.store
             app.state.table_spec = parts.spec
             app.state.ingestor = Ingestor(
@@ -76,12 +80,13 @@ def serving_app(
     settings: Settings,
     producer: Producer | None = None,
     store: Store | None = None,
+    workers: int = 1,
 ) -> AdmissionControl:
     """What a server runs: the app behind admission control, outside FastAPI, so that an
     overloaded worker refuses before FastAPI's telemetry, middleware or routing spend anything
     (each refusal cost about as much as an accepted request when the check sat inside)."""
     return AdmissionControl(
-        create_app(settings, producer=producer, store=store),
+        create_app(settings, producer=producer, store=store, workers=workers),
         limit=settings.api_max_in_flight,
         retry_after_seconds=settings.retry_after_seconds,
     )

@@ -22,6 +22,7 @@ import uvicorn
 
 from weir.api.admission import AdmissionControl
 from weir.api.app import serving_app
+from weir.api.auth import check_exposure
 from weir.core.config import Settings, StoreBackend, get_settings
 from weir.serving import GracefulServer
 
@@ -62,7 +63,7 @@ def worker_app() -> AdmissionControl:
     settings = get_settings()
     configure_logging(settings)
     configure_tracing("weir-api")
-    return serving_app(settings)
+    return serving_app(settings, workers=worker_count(settings))
 
 
 def worker_count(settings: Settings) -> int:
@@ -75,6 +76,7 @@ def worker_count(settings: Settings) -> int:
 
 
 def serve_api(settings: Settings) -> None:
+    check_exposure(settings)
     workers = worker_count(settings)
     options: dict[str, Any] = {
         "host": settings.host,

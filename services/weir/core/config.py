@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from weir.core.keys import ApiKey
+
 
 class StreamBackend(StrEnum):
     KAFKA = "kafka"
@@ -39,7 +41,9 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP ------------------------------------------------------------------------------
-    host: str = Field("127.0.0.1", description="API listen address.")
+    host: str = Field(
+        "127.0.0.1", description="Listen address of the API and of the consumer's status port."
+    )
     port: int = Field(8080, description="API listen port.")
     metrics_port: int = Field(9100, description="Prometheus metrics port (0 disables it).")
     api_workers: int = Field(
@@ -52,6 +56,23 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests one API worker handles at once; beyond that it answers 503 at once.",
     )
+
+    # --- keys and quotas -------------------------------------------------------------------
+    api_keys: list[ApiKey] = Field(
+        [], description="API keys as JSON: `[{id, kind, sha256, rate?, burst?}]` (`weir keys`)."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file with more keys in the same JSON (a mounted Secret)."
+    )
+    api_open: bool = Field(
+        False, description="Serve without keys on a non-loopback address: anyone may use it."
+    )
+    key_rate: float = Field(
+        1000.0,
+        gt=0,
+        description="Per-key quota: events (write) or requests (read) per second, per replica.",
+    )
+    key_burst: int = Field(2000, ge=1, description="Per-key bucket size, per replica.")
 
     # --- Kafka -----------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")

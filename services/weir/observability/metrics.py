@@ -104,3 +104,16 @@ def report_pending(producer: object) -> None:
     pending = getattr(producer, "pending", None)
     if isinstance(pending, int):
         PRODUCER_PENDING.set(pending)
+
+
+# Per API key: its id only, never the key. Ids are provisioned, so the label set stays small.
+KEY_USAGE = Counter(
+    "weir_key_usage_total",
+    "Quota spent per key: events (write keys), requests (read keys).",
+    ["key_id"],
+)
+KEY_THROTTLED = Counter(
+    "weir_key_throttled_total",
+    "Requests refused (429) because the key was over its quota.",
+    ["key_id"],
+)

@@ -23,6 +23,7 @@ from weir.api.errors import ApiError
 from weir.api.ingest import now_ms
 from weir.core.config import Settings
 from weir.core.event import EventIn, InvalidEvent, StoredEvent, accept_all_fast, accept_fast
+from weir.core.keys import KeyKind
 from weir.observability import metrics
 
 _EVENT_BODY = {
@@ -40,7 +41,9 @@ _BATCH_BODY = {
 
 async def post_event(request: Request) -> Response:
     """Accept one event; 202 only once Kafka acknowledged it (acks=all)."""
-    ingestor, settings = hot_path_parts(request)
+    ingestor, settings, auth = hot_path_parts(request)
+    key = auth.require(request, KeyKind.WRITE)
+    key.charge(1)
     body = await read_body(request, (JSON,), settings.max_event_bytes)
     fast = accept_fast(body.data, ingestor.window(), now_ms())
     if fast is not None:
@@ -65,12 +68,14 @@ async def post_batch(request: Request) -> Response:
     202 when all are accepted, 207 with per-item results when some are rejected, 400 when none is
     valid.
     """
-    ingestor, settings = hot_path_parts(request)
+    ingestor, settings, auth = hot_path_parts(request)
+    key = auth.require(request, KeyKind.WRITE)
     body = await read_body(request, (JSON, NDJSON), settings.max_batch_bytes)
     window, received_at = ingestor.window(), now_ms()
     if body.media_type == JSON:
         fast = accept_all_fast(body.data, window, received_at, settings.max_event_bytes)
         if fast and len(fast) <= settings.max_batch_events:
+            key.charge(len(fast))
             await ingestor.publish(fast)
             every = [
                 {"index": index, "status": "accepted", "event_id": event.event_id}
@@ -103,6 +108,7 @@ async def post_batch(request: Request) -> Response:
     summary: dict[str, Any] = {"accepted": len(accepted), "rejected": rejected, "results": results}
     if not accepted:
         raise ApiError(400, "batch: no valid events", **summary)
+    key.charge(len(accepted))
     await ingestor.publish(accepted)
     status = 202 if rejected == 0 else 207
     return json_response({"status": "accepted" if status == 202 else "partial", **summary}, status)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from weir.api.deps import StoreDep, TableSpecDep
+from weir.api.deps import ReadKey, StoreDep, TableSpecDep
 from weir.api.errors import ApiError
 from weir.core.event import CHANNELS
 from weir.store import (
@@ -24,6 +24,7 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", responses={400: {}})
 async def metrics(
+    _key: ReadKey,
     store: StoreDep,
     spec: TableSpecDep,
     event_name: Annotated[str | None, Query(description="Event to count (required).")] = None,
