@@ -25,10 +25,9 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request, accepted: tuple[str, ...], limit: int) -> Body:
-    """Read the body, decompressing gzip, refusing anything over `limit` uncompressed bytes.
-
-    The limit is enforced while reading, so an oversized or zip-bomb body costs at most `limit`
-    bytes of memory.
+    """Read the body chunk by chunk, decompressing gzip, within `limit` bytes both as sent and
+    as decompressed: an oversized body, a zip bomb or trailing bytes after a gzip member cost at
+    most `limit` bytes of reading and memory before the 413.
     """
     kind = media_type(request)
     if kind not in accepted:
@@ -38,26 +37,58 @@ async def read_body(request: Request, accepted: tuple[str, ...], limit: int) -> 
     if encoding not in ("identity", "gzip"):
         raise ApiError(415, f"content-encoding: {encoding!r} is not supported (use gzip)")
     declared = request.headers.get("content-length")
-    if encoding == "identity" and declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, _too_large(limit))
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    gunzip = Gunzip(limit) if encoding == "gzip" else None
     chunks: list[bytes] = []
-    size = 0
+    sent = size = 0
     async for chunk in request.stream():
-        if inflater is not None:
+        sent += len(chunk)
+        if sent > limit:
+            raise ApiError(413, _too_large(limit))
+        pieces = gunzip.feed(chunk) if gunzip is not None else (chunk,)
+        for piece in pieces:
+            size += len(piece)
+            if size > limit:
+                raise ApiError(413, _too_large(limit))
+            chunks.append(piece)
+    if gunzip is not None:
+        gunzip.finish()
+    return Body(kind, b"".join(chunks))
+
+
+class Gunzip:
+    """Incremental gzip decoding of every member (RFC 1952 allows several, concatenated, as
+    `gzip -c a b` writes), with the output of one call bounded by `limit` + 1 bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._out = 0
+        self._pending = True  # a member has begun and not ended (a body has at least one)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        pieces = []
+        self._pending = self._pending or bool(data)
+        while data:
             try:
-                chunk = inflater.decompress(chunk, limit + 1 - size)
+                piece = self._member.decompress(data, self._limit + 1 - self._out)
             except zlib.error:
                 raise ApiError(400, "body: malformed gzip data") from None
-            if inflater.unconsumed_tail:
-                raise ApiError(413, _too_large(limit))
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, _too_large(limit))
-        chunks.append(chunk)
-    if inflater is not None and not inflater.eof:
-        raise ApiError(400, "body: truncated gzip data")
-    return Body(kind, b"".join(chunks))
+            self._out += len(piece)
+            if self._member.unconsumed_tail or self._out > self._limit:
+                raise ApiError(413, _too_large(self._limit))
+            pieces.append(piece)
+            data = b""
+            if self._member.eof:  # the rest is the next member (or garbage: refused above)
+                data = self._member.unused_data
+                self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._pending = bool(data)
+        return pieces
+
+    def finish(self) -> None:
+        if self._pending and not self._member.eof:
+            raise ApiError(400, "body: truncated gzip data")
 
 
 def parse_json(data: bytes) -> object:
