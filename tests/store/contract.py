@@ -194,6 +194,26 @@ class StoreContract:
         )
         assert echoed == [("a\\tb\t\\", list(HOSTILE_STRINGS))]
 
+    async def test_existing_event_ids_finds_exactly_the_stored_of_any_text(
+        self, store: Store, table_spec: TableSpec
+    ) -> None:
+        # Client-chosen ids may hold any character: each is found as it is, and only if stored.
+        await migrate(store, table_spec)
+        start = recent_start()
+        events = [
+            dataclasses.replace(e, event_id=text)
+            for e, text in zip(
+                random_events(random.Random(6), len(HOSTILE_STRINGS), start, 60),
+                HOSTILE_STRINGS,
+                strict=True,
+            )
+        ]
+        await insert_events(store, table_spec, columns(events[::2]), "odd-ids")
+        names = {e.event_name for e in events}
+        ids = list(HOSTILE_STRINGS)
+        found = await existing_event_ids(store, table_spec, ids, start, start + 60, names)
+        assert found == set(HOSTILE_STRINGS[::2])
+
 
 # Each must be stored and counted as itself: TAB, LF, CR, NUL, literal backslash sequences, a
 # trailing backslash, quotes, the escaped-format NULL marker.

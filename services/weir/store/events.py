@@ -57,7 +57,12 @@ async def existing_event_ids(
 ) -> set[str]:
     """Which of `ids` are stored already. `min_ts`/`max_ts`: the batch's timestamp range
     (unix seconds, inclusive); with `event_names` they narrow the primary-key range, and the
-    bloom filter on event_id skips granules within it."""
+    bloom filter on event_id skips granules within it.
+
+    The ids travel as one hex-encoded JSON array, not as an `Array(String)` parameter: the engine
+    parses a JSON array about 9x faster than an array literal (measured: 1.3M vs 0.14M ids/s on
+    chDB), which made the lookup ~3x faster, and hex text needs no escaping on either backend.
+    """
     found: set[str] = set()
     unique = sorted(set(ids))
     names = sorted(set(event_names))
@@ -66,12 +71,12 @@ async def existing_event_ids(
             f"SELECT DISTINCT event_id FROM {spec.raw_ref} "
             "WHERE event_name IN {names:Array(String)} "
             "AND timestamp BETWEEN {lo:DateTime('UTC')} AND {hi:DateTime('UTC')} "
-            "AND event_id IN {ids:Array(String)}",
+            "AND event_id IN JSONExtract(unhex({ids:String}), 'Array(String)')",
             {
                 "names": names,
                 "lo": min_ts,
                 "hi": max_ts,
-                "ids": unique[start : start + LOOKUP_CHUNK],
+                "ids": orjson.dumps(unique[start : start + LOOKUP_CHUNK]).hex(),
             },
         )
         found.update(str(row[0]) for row in rows)
