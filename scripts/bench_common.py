@@ -132,3 +132,32 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     report = {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report}
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+@contextmanager
+def baseline_worktree(ref: str | None, work: Path) -> Iterator[Path | None]:
+    """A detached worktree of `ref` under `work` (None without a ref), removed afterwards."""
+    if ref is None:
+        yield None
+        return
+    tree = work / "baseline"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), ref],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(tree)],
+            cwd=REPO_ROOT,
+            check=False,
+            capture_output=True,
+        )
+
+
+def baseline_pythonpath(tree: Path) -> str:
+    """PYTHONPATH that makes this venv import the baseline tree's packages instead of ours."""
+    return f"{tree / 'services'}{os.pathsep}{tree / 'operator'}"

@@ -5,21 +5,39 @@ group's lag is 0, and reports events/s by wall time and per CPU-second of this p
 engine threads count in it). Then splits the cost: decode() alone and insert_events alone.
 Prints the figures, writes bench-results/consumer.json.
 
+With `--baseline REF` the run alternates, `--rounds` times, between that git revision (a worktree,
+same venv) and the working tree, each as a child process against one broker, and reports the median
+of each and their ratio: the machine's noise hits both alike.
+
     .venv/bin/python scripts/bench_consumer.py --events 200000
+    .venv/bin/python scripts/bench_consumer.py --events 200000 --baseline main --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_common import CORES_NOTE, create_topic, event_payload, kafka_broker, write_report
+from bench_common import (
+    CORES_NOTE,
+    baseline_pythonpath,
+    baseline_worktree,
+    create_topic,
+    event_payload,
+    kafka_broker,
+    write_report,
+)
 
 from weir.consumer.decode import Decoded, decode
 from weir.consumer.dedupe import not_yet_stored
@@ -197,6 +215,52 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+COMPARED = ("pipeline_events_per_s_wall", "pipeline_events_per_cpu_s")
+
+
+def compare(args: argparse.Namespace, work: Path) -> None:
+    """Alternate baseline and working tree, each a child run of this script on one broker."""
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
+    with (
+        kafka_broker(work / "kafka") as (bootstrap, _pid),
+        baseline_worktree(args.baseline, work) as tree,
+    ):
+        assert tree is not None
+        for round_number in range(args.rounds):
+            for target in runs:
+                out = work / f"{target}-{round_number}.json"
+                env = dict(os.environ)
+                if target == "baseline":
+                    env["PYTHONPATH"] = baseline_pythonpath(tree)
+                command = [sys.executable, __file__, "--events", str(args.events)]
+                command += ["--partitions", str(args.partitions), "--batch", str(args.batch)]
+                command += ["--bootstrap", bootstrap, "--out", str(out)]
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+                runs[target].append(json.loads(out.read_text()))
+    medians = {
+        target: {key: statistics.median(run[key] for run in done) for key in COMPARED}
+        for target, done in runs.items()
+    }
+    print(CORES_NOTE)
+    print(f"events={args.events:,} partitions={args.partitions} rounds={args.rounds}")
+    print(f"{'target':10} {'events/s wall':>14} {'events/CPU-s':>13}   (median of the rounds)")
+    for target, figures in medians.items():
+        print(f"{target:10} {figures[COMPARED[0]]:>14,.0f} {figures[COMPARED[1]]:>13,.0f}")
+    ratios = {key: medians["current"][key] / medians["baseline"][key] for key in COMPARED}
+    print(f"{'ratio':10} {ratios[COMPARED[0]]:>13.2f}x {ratios[COMPARED[1]]:>12.2f}x")
+    write_report(
+        args.out,
+        {
+            "note": CORES_NOTE,
+            "baseline_ref": args.baseline,
+            "events": args.events,
+            "rounds": runs,
+            "medians": medians,
+            "ratios": ratios,
+        },
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events to pre-fill")
@@ -204,11 +268,16 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000, help="WEIR_BATCH_MAX_EVENTS")
     parser.add_argument("--stream", choices=["kafka", "local"], default="kafka")
     parser.add_argument("--bootstrap", help="use this Kafka broker instead of starting one")
+    parser.add_argument("--baseline", help="also measure this git revision, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target (--baseline)")
     parser.add_argument("--out", type=Path, default=Path("bench-results/consumer.json"))
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="weir-bench-consumer-") as tmp:
         work = Path(tmp)
+        if args.baseline:
+            compare(args, work)
+            return
         common: dict[str, Any] = {
             "store_backend": StoreBackend.CHDB,
             "data_dir": work / "weir",

@@ -34,6 +34,8 @@ import orjson
 from bench_common import (
     CORES_NOTE,
     REPO_ROOT,
+    baseline_pythonpath,
+    baseline_worktree,
     create_topic,
     event_payload,
     free_port,
@@ -225,29 +227,6 @@ def clickhouse_shim(data_dir: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@contextlib.contextmanager
-def baseline_worktree(ref: str | None, work: Path) -> Iterator[Path | None]:
-    if ref is None:
-        yield None
-        return
-    tree = work / "baseline"
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", str(tree), ref],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield tree
-    finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(tree)],
-            cwd=REPO_ROOT,
-            check=False,
-            capture_output=True,
-        )
-
-
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(CORES_NOTE)
     print(
@@ -280,8 +259,7 @@ async def bench(
     with baseline_worktree(args.baseline, work) as tree:
         targets = []
         if tree is not None:
-            path = f"{tree / 'services'}{os.pathsep}{tree / 'operator'}"
-            targets.append(Target("baseline", path, tree, 1))
+            targets.append(Target("baseline", baseline_pythonpath(tree), tree, 1))
         targets.append(Target("current", None, REPO_ROOT, args.workers))
         with clickhouse_shim(work / "chdb") as url:
             for target in targets:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from weir.consumer.decode import DeadLetter, Decoded
 from weir.stream import TopicPartition
@@ -32,6 +34,27 @@ class Batch:
         key, offset = (record.topic, record.partition), record.offset
         first, last = self._ranges.get(key, (offset, offset))
         self._ranges[key] = (first if first < offset else offset, last if last > offset else offset)
+
+    def extend(self, outcomes: Sequence[Decoded | DeadLetter]) -> None:
+        """Add one partition's polled records, in offset order (as a poll returns them): one
+        offset-range update per poll instead of one per record."""
+        if not outcomes:
+            return
+        if self.opened_at is None:
+            self.opened_at = time.monotonic()
+        events, dead, size = self.events, self.dead, 0
+        for outcome in outcomes:
+            record = outcome.record
+            size += len(record.value) + len(record.key or b"")
+            if type(outcome) is Decoded:
+                events.append(outcome)
+            else:
+                dead.append(cast(DeadLetter, outcome))
+        self.size_bytes += size
+        head, tail = outcomes[0].record, outcomes[-1].record
+        key = (head.topic, head.partition)
+        first, last = self._ranges.get(key, (head.offset, tail.offset))
+        self._ranges[key] = (min(first, head.offset), max(last, tail.offset))
 
     def __len__(self) -> int:
         return len(self.events) + len(self.dead)

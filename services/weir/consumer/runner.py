@@ -85,8 +85,7 @@ class ConsumerLoop:
                     timeout_ms=max(1, int(wait * 1000)), max_records=room
                 )
                 for records in polled.values():
-                    for record in records:
-                        self.batch.add(decode(record))
+                    self.batch.extend([decode(record) for record in records])
                 if self.policy.is_due(self.batch):
                     await self._flush_in_background()
             await self.flush()

@@ -104,22 +104,15 @@ class KafkaConsumer:
             batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as error:
             raise stream_error(error) from error
-        return {
-            TopicPartition(tp.topic, tp.partition): [
-                Record(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    key=r.key,
-                    value=r.value if r.value is not None else b"",
-                    headers=tuple(r.headers),
-                    timestamp_ms=r.timestamp,
-                )
-                for r in records
-            ]
-            for tp, records in batches.items()
-            if records
-        }
+        polled: dict[TopicPartition, list[Record]] = {}
+        for tp, records in batches.items():
+            if records:  # positional: this runs once per message
+                topic, partition = tp.topic, tp.partition
+                polled[TopicPartition(topic, partition)] = [
+                    Record(topic, partition, r.offset, r.key, r.value or b"", r.headers, r.timestamp)
+                    for r in records
+                ]
+        return polled
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets:
