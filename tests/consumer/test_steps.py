@@ -8,9 +8,9 @@ import pytest
 from weir.consumer import dead_letters
 from weir.consumer.batch import Batch, BatchPolicy
 from weir.consumer.decode import DeadLetter, Decoded, decode, trace_id_of
-from weir.consumer.dedupe import unique_in_batch
+from weir.consumer.dedupe import MAX_RANGES, time_ranges, unique_in_batch
 from weir.core.event import EventIn, StoredEvent
-from weir.stream import Record
+from weir.stream import Record, TopicPartition
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -54,24 +54,28 @@ def test_trace_id_absent_or_malformed_is_empty() -> None:
 
 def test_batch_offsets_and_token_are_per_partition() -> None:
     batch = Batch()
-    for partition, offset in [(1, 7), (0, 3), (1, 8), (0, 4), (0, 5)]:
-        batch.add(decode(record(offset, b"x", partition=partition)))
+    polls = [(1, [7]), (0, [3, 4]), (1, [8]), (0, [5])]  # what successive polls return
+    for partition, offsets in polls:
+        batch.extend([decode(record(o, b"x", partition=partition)) for o in offsets])
     assert {tp.partition: o for tp, o in batch.next_offsets().items()} == {0: 6, 1: 9}
     assert batch.dedup_token() == "t/0:3-5,t/1:7-8"
+    assert (len(batch), len(batch.dead), batch.size_bytes) == (5, 5, 5)  # b"x" is no event
+    good = stored()
+    batch.extend([decode(record(9, good.encode(), key=good.event_id.encode(), partition=1))])
+    assert (len(batch.events), batch.next_offsets()[TopicPartition("t", 1)]) == (1, 10)
 
 
 def test_batch_policy_by_count_bytes_and_age() -> None:
     policy = BatchPolicy(max_events=3, max_bytes=100, max_seconds=1.0)
     batch = Batch()
     assert not policy.is_due(batch)
-    batch.add(decode(record(0, b"x")))
+    batch.extend([decode(record(0, b"x"))])
     assert not policy.is_due(batch, now=batch.opened_at)
     assert policy.is_due(batch, now=(batch.opened_at or 0) + 1.0)
-    for offset in (1, 2):
-        batch.add(decode(record(offset, b"x")))
+    batch.extend([decode(record(offset, b"x")) for offset in (1, 2)])
     assert policy.is_due(batch, now=batch.opened_at)
     big = Batch()
-    big.add(decode(record(0, b"x" * 100)))
+    big.extend([decode(record(0, b"x" * 100))])
     assert policy.is_due(big, now=big.opened_at)
 
 
@@ -80,6 +84,20 @@ def test_unique_in_batch_keeps_the_first_copy() -> None:
     events = [Decoded(record(i, e.encode()), e, b"") for i, e in enumerate([first, again, other])]
     kept = unique_in_batch(events)
     assert [d.record.offset for d in kept] == [0, 2]
+
+
+def test_time_ranges_split_at_the_widest_gaps() -> None:
+    assert time_ranges([]) == []
+    assert time_ranges([5, 5, 3]) == [(3, 5)]
+    now = 1_800_000_000
+    live = [now - s for s in range(30)]  # the last 30 s, one late device a day ago
+    assert time_ranges([*live, now - 86_400]) == [(now - 86_400, now - 86_400), (now - 29, now)]
+    assert time_ranges([now, now + 60]) == [(now, now + 60)]  # gaps up to a minute stay in
+    spread = [now + 1000 * n for n in range(100)]
+    ranges = time_ranges(spread)
+    assert len(ranges) == MAX_RANGES
+    assert all(any(lo <= t <= hi for lo, hi in ranges) for t in spread)
+    assert ranges == sorted(ranges) and ranges[0][0] == spread[0] and ranges[-1][1] == spread[-1]
 
 
 def test_dead_letter_guard() -> None:

@@ -158,12 +158,18 @@ class StoreContract:
         await insert_events(store, table_spec, columns(events[:150]), "ids")
         ids = [e.event_id for e in events] + ["never-seen"]
         names = {e.event_name for e in events}
-        found = await existing_event_ids(store, table_spec, ids, start, start + DAY, names)
+        found = await existing_event_ids(store, table_spec, ids, [(start, start + DAY)], names)
         assert found == {e.event_id for e in events[:150]}
         narrow = await existing_event_ids(
-            store, table_spec, ids, start + DAY, start + 2 * DAY, names
+            store, table_spec, ids, [(start + DAY, start + 2 * DAY)], names
         )
         assert narrow == set()
+        # Two ranges find what either holds, and nothing between them.
+        early = {e.event_id for e in events[:150] if e.timestamp < start + DAY // 4}
+        late = {e.event_id for e in events[:150] if e.timestamp > start + 3 * DAY // 4}
+        quarters = [(start, start + DAY // 4 - 1), (start + 3 * DAY // 4 + 1, start + DAY)]
+        split = await existing_event_ids(store, table_spec, ids, quarters, names)
+        assert split == early | late
 
     async def test_any_string_is_counted_by_its_own_name(
         self, store: Store, table_spec: TableSpec
@@ -186,7 +192,7 @@ class StoreContract:
             assert [(g.total_events, g.unique_users) for g in groups] == [(1, 1)], name
         ids = [e.event_id for e in events]
         found = await existing_event_ids(
-            store, table_spec, ids, start, start + DAY, set(HOSTILE_STRINGS)
+            store, table_spec, ids, [(start, start + DAY)], set(HOSTILE_STRINGS)
         )
         assert found == set(ids)
         echoed = await store.query_rows(
@@ -211,7 +217,7 @@ class StoreContract:
         await insert_events(store, table_spec, columns(events[::2]), "odd-ids")
         names = {e.event_name for e in events}
         ids = list(HOSTILE_STRINGS)
-        found = await existing_event_ids(store, table_spec, ids, start, start + 60, names)
+        found = await existing_event_ids(store, table_spec, ids, [(start, start + 60)], names)
         assert found == set(HOSTILE_STRINGS[::2])
 
 

@@ -22,19 +22,6 @@ class Batch:
     opened_at: float | None = None
     _ranges: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
-    def add(self, outcome: Decoded | DeadLetter) -> None:
-        if self.opened_at is None:
-            self.opened_at = time.monotonic()
-        if isinstance(outcome, Decoded):
-            self.events.append(outcome)
-        else:
-            self.dead.append(outcome)
-        record = outcome.record
-        self.size_bytes += len(record.value) + len(record.key or b"")
-        key, offset = (record.topic, record.partition), record.offset
-        first, last = self._ranges.get(key, (offset, offset))
-        self._ranges[key] = (first if first < offset else offset, last if last > offset else offset)
-
     def extend(self, outcomes: Sequence[Decoded | DeadLetter]) -> None:
         """Add one partition's polled records, in offset order (as a poll returns them): one
         offset-range update per poll instead of one per record."""

@@ -51,13 +51,12 @@ async def existing_event_ids(
     store: Store,
     spec: TableSpec,
     ids: Collection[str],
-    min_ts: int,
-    max_ts: int,
+    time_ranges: Sequence[tuple[int, int]],
     event_names: Collection[str],
 ) -> set[str]:
-    """Which of `ids` are stored already. `min_ts`/`max_ts`: the batch's timestamp range
-    (unix seconds, inclusive); with `event_names` they narrow the primary-key range, and the
-    bloom filter on event_id skips granules within it.
+    """Which of `ids` are stored already. `time_ranges`: where the events' timestamps fall
+    (unix seconds, inclusive ranges); with `event_names` they narrow the primary-key ranges, and
+    the bloom filter on event_id skips granules within them.
 
     The ids travel as one hex-encoded JSON array, not as an `Array(String)` parameter: the engine
     parses a JSON array about 9x faster than an array literal (measured: 1.3M vs 0.14M ids/s on
@@ -65,17 +64,24 @@ async def existing_event_ids(
     """
     found: set[str] = set()
     unique = sorted(set(ids))
-    names = sorted(set(event_names))
+    if not unique or not time_ranges:
+        return found
+    within = " OR ".join(
+        f"timestamp BETWEEN {{lo{n}:DateTime('UTC')}} AND {{hi{n}:DateTime('UTC')}}"
+        for n in range(len(time_ranges))
+    )
+    bounds: dict[str, Any] = {}
+    for n, (lo, hi) in enumerate(time_ranges):
+        bounds |= {f"lo{n}": lo, f"hi{n}": hi}
     for start in range(0, len(unique), LOOKUP_CHUNK):
         rows = await store.query_rows(
             f"SELECT DISTINCT event_id FROM {spec.raw_ref} "
             "WHERE event_name IN {names:Array(String)} "
-            "AND timestamp BETWEEN {lo:DateTime('UTC')} AND {hi:DateTime('UTC')} "
+            f"AND ({within}) "
             "AND event_id IN JSONExtract(unhex({ids:String}), 'Array(String)')",
             {
-                "names": names,
-                "lo": min_ts,
-                "hi": max_ts,
+                **bounds,
+                "names": sorted(set(event_names)),
                 "ids": orjson.dumps(unique[start : start + LOOKUP_CHUNK]).hex(),
             },
         )

@@ -109,7 +109,9 @@ class KafkaConsumer:
             if records:  # positional: this runs once per message
                 topic, partition = tp.topic, tp.partition
                 polled[TopicPartition(topic, partition)] = [
-                    Record(topic, partition, r.offset, r.key, r.value or b"", r.headers, r.timestamp)
+                    Record(
+                        topic, partition, r.offset, r.key, r.value or b"", r.headers, r.timestamp
+                    )
                     for r in records
                 ]
         return polled
