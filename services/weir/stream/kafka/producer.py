@@ -21,7 +21,7 @@ from aiokafka.errors import (
 
 from weir.core.config import Settings
 from weir.stream.base import Delivery, Message, StreamError, StreamFull, StreamUnavailable
-from weir.stream.kafka.batching import PartitionBatcher, partition_for
+from weir.stream.kafka.batching import Chunk, PartitionBatcher, partition_for
 from weir.stream.kafka.config import client_options, throttle_metadata_retries
 
 # The broker refused the producer's idempotent session: only a new producer can send again.
@@ -128,13 +128,9 @@ class KafkaProducer:
             for partition, indexes in by_partition.items()
         }
         self._pending += len(messages)
-        for chunk in chunks.values():
-            chunk.done.add_done_callback(functools.partial(self._release, len(chunk.messages)))
-        # asyncio.wait does not cancel: a late ack still lands and releases its slots.
-        waiting = [chunk.done for chunk in chunks.values()]
-        _, late = await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
-        if late:
-            raise StreamUnavailable(f"{len(late)} of {len(waiting)} batches not acked in time")
+        if not await self._acked(list(chunks.values()), deadline):
+            late = sum(not chunk.done.done() for chunk in chunks.values())
+            raise StreamUnavailable(f"{late} of {len(chunks)} batches not acked in time")
         deliveries: list[Delivery | None] = [None] * len(messages)
         for partition, chunk in chunks.items():
             if failure := chunk.done.exception():
@@ -147,8 +143,34 @@ class KafkaProducer:
                 deliveries[index] = Delivery(topic, partition, offset)
         return [d for d in deliveries if d is not None]
 
-    def _release(self, count: int, _: asyncio.Future[list[int]]) -> None:
-        self._pending -= count
+    async def _acked(self, chunks: list[Chunk], deadline: float) -> bool:
+        """Wait until every chunk is settled (acked or failed) or the deadline passes.
+
+        Unlike `asyncio.wait_for`, nothing is cancelled at the deadline: a late ack still lands
+        and releases its slots in `pending`. Hand-rolled rather than `asyncio.wait`, which cost
+        a quarter of the producer's CPU per single-event send (its set and per-call checks)."""
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[bool] = loop.create_future()
+        unsettled = len(chunks)
+
+        def on_settled(count: int, _: asyncio.Future[list[int]]) -> None:
+            nonlocal unsettled
+            self._pending -= count
+            unsettled -= 1
+            if unsettled == 0 and not settled.done():
+                settled.set_result(True)
+
+        for chunk in chunks:
+            chunk.done.add_done_callback(functools.partial(on_settled, len(chunk.messages)))
+        def on_deadline() -> None:
+            if not settled.done():
+                settled.set_result(False)
+
+        timer = loop.call_at(deadline, on_deadline)
+        try:
+            return await settled
+        finally:
+            timer.cancel()
 
     async def ping(
         self,
