@@ -5,9 +5,12 @@ Closed loop: `--clients` connections, each with one request in flight, for `--se
 drives the load so that the load generator takes as little of the shared 2 cores as possible.
 With `--baseline REF` the same modes run first against the API of that git revision (a worktree,
 same venv), so the report carries a before/after ratio measured in the same run.
+`--overload-clients N` adds a flood of N connections with probes on new connections (/health, one
+POST /events): how fast overload is refused and whether a kubelet still gets its answer.
 Prints a table, writes bench-results/ingest.json.
 
     .venv/bin/python scripts/bench_ingest.py --clients 128 --seconds 30 --baseline c9ab7db
+    .venv/bin/python scripts/bench_ingest.py --batch-sizes 1 --overload-clients 1000
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bench_common import (
     free_port,
     kafka_broker,
     kafka_settings,
+    percentile,
     process_cpu_seconds,
     tree_cpu_seconds,
     write_report,
@@ -155,6 +159,91 @@ async def wait_healthy(base_url: str, process: subprocess.Popen[bytes], timeout:
     raise TimeoutError(f"{base_url}/health did not answer within {timeout}s")
 
 
+async def probe(host: str, port: int, request: bytes) -> tuple[float, float, int]:
+    """One request on a new connection: (seconds to connect, seconds to the answer, status).
+
+    connect() returns once the kernel completed the handshake; a full accept queue shows as a
+    slow connect (SYN retried after 1 s, 3 s, ...), a busy worker as a slow answer."""
+    began = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    connected = time.perf_counter()
+    try:
+        writer.write(request)
+        status_line = await reader.readline()
+        answered = time.perf_counter()
+    finally:
+        writer.close()
+    status = int(status_line.split()[1]) if status_line else 0
+    return connected - began, answered - began, status
+
+
+def probe_summary(samples: list[tuple[float, float, int]]) -> dict[str, Any]:
+    connects = sorted(c * 1000 for c, _, _ in samples)
+    answers = sorted(a * 1000 for _, a, _ in samples)
+    return {
+        "probes": len(samples),
+        "connect_ms_p50": round(percentile(connects, 0.5), 1),
+        "connect_ms_max": round(connects[-1], 1),
+        "answer_ms_p50": round(percentile(answers, 0.5), 1),
+        "answer_ms_p99": round(percentile(answers, 0.99), 1),
+        "answer_ms_max": round(answers[-1], 1),
+        "statuses": {
+            str(code): sum(1 for *_, s in samples if s == code) for code in {s for *_, s in samples}
+        },
+    }
+
+
+async def overload(
+    base_url: str, port: int, bodies: Path, body: bytes, args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """A flood of `--overload-clients` connections on POST /events (wrk) while probes on new
+    connections time GET /health and a POST /events every 0.2 s: what a kubelet and a new
+    client see when the API is far past its capacity."""
+    requests = {
+        "health": b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
+        "post_event": b"POST /events HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body,
+    }
+    samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in requests}
+    flood = asyncio.create_task(
+        asyncio.to_thread(
+            run_wrk,
+            base_url,
+            "/events",
+            bodies,
+            args.overload_clients,
+            args.seconds,
+            work / "wrk-flood.json",
+        )
+    )
+    await asyncio.sleep(2)  # the flood at full size first
+    while not flood.done():
+        for name, request in requests.items():
+            try:
+                samples[name].append(await asyncio.wait_for(probe("127.0.0.1", port, request), 30))
+            except (OSError, TimeoutError):
+                samples[name].append((30.0, 30.0, 0))
+        await asyncio.sleep(0.2)
+    wrk, _ = await flood
+    seconds = wrk["duration_us"] / 1e6
+    return {
+        "mode": "overload",
+        "clients": args.overload_clients,
+        "answers_per_s": round(wrk["requests"] / seconds, 1),
+        "refused_or_failed_fraction": round(
+            (wrk["non_2xx"] + wrk["timeout"] + wrk["read"] + wrk["write"])
+            / max(1, wrk["requests"]),
+            3,
+        ),
+        "accepted_per_s": round((wrk["requests"] - wrk["non_2xx"]) / seconds, 1),
+        "flood_p99_ms": wrk["p99_us"] / 1000,
+        **{f"probe_{name}": probe_summary(found) for name, found in samples.items() if found},
+    }
+
+
 async def bench_target(
     target: Target,
     bootstrap: str,
@@ -200,6 +289,11 @@ async def bench_target(
             }
             rows.append(mode_row(target, mode, batch, clients, wrk, cpu))
             print(json.dumps(rows[-1]), flush=True)
+        if args.overload_clients and 1 in bodies:
+            first_body = bodies[1].read_bytes().split(b"\n", 1)[0]
+            flood = await overload(base_url, port, bodies[1], first_body, args, work)
+            rows.append({"target": target.name, "api_workers": target.workers, **flood})
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -233,6 +327,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         f"{'target':9} {'mode':11} {'workers':>7} {'req/s':>8} {'events/s':>9} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'refused':>7}  cpu s api/broker/wrk  ratio"
     )
+    floods = [row for row in rows if row["mode"] == "overload"]
+    rows = [row for row in rows if row["mode"] != "overload"]
     baseline = {(r["mode"], r["batch_size"]): r for r in rows if r["target"] != "current"}
     for row in rows:
         key, cpu = (row["mode"], row["batch_size"]), row["cpu_seconds"]
@@ -246,6 +342,20 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{row['p99_ms']:>7.1f} {row['refused_or_failed']:>7}  "
             f"{cpu['api']}/{cpu['broker']}/{cpu['load_generator']}  {ratio}"
         )
+    for flood in floods:
+        print(
+            f"{flood['target']:9} overload with {flood['clients']} connections: "
+            f"{flood['answers_per_s']:.0f} answers/s, {flood['accepted_per_s']:.0f} accepted/s, "
+            f"{flood['refused_or_failed_fraction']:.0%} refused or failed"
+        )
+        for name in ("health", "post_event"):
+            found = flood.get(f"probe_{name}")
+            if found:
+                print(
+                    f"  new-connection {name:10}: connect p50/max {found['connect_ms_p50']}/"
+                    f"{found['connect_ms_max']} ms, answer p50/p99/max {found['answer_ms_p50']}/"
+                    f"{found['answer_ms_p99']}/{found['answer_ms_max']} ms, {found['statuses']}"
+                )
 
 
 async def bench(
@@ -293,6 +403,12 @@ async def main() -> None:
         help="events per request per mode (1 = POST /events), e.g. 1,100,500",
     )
     parser.add_argument("--workers", type=int, default=0, help="WEIR_API_WORKERS (0 = per CPU)")
+    parser.add_argument(
+        "--overload-clients",
+        type=int,
+        default=0,
+        help="also flood POST /events with this many connections and probe on new ones",
+    )
     parser.add_argument("--baseline", help="also measure the API of this git revision")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
