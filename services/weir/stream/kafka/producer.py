@@ -162,6 +162,7 @@ class KafkaProducer:
 
         for chunk in chunks:
             chunk.done.add_done_callback(functools.partial(on_settled, len(chunk.messages)))
+
         def on_deadline() -> None:
             if not settled.done():
                 settled.set_result(False)
