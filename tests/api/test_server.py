@@ -49,6 +49,11 @@ async def test_two_workers_serve_and_their_metrics_add_up(
     api = start_weir("api", settings, tmp_path / "api.log")
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health", api)
+        log = tmp_path / "api.log"
+        deadline = time.monotonic() + 60  # the second worker may start later than the first
+        while len(started_workers(log)) < 2:
+            assert time.monotonic() < deadline, "both workers started"
+            await asyncio.sleep(0.2)
         now = int(time.time())
         events = [
             {"event_name": "signup", "channel": "web", "user_id": f"u{i}", "timestamp": now}
@@ -71,12 +76,12 @@ async def test_two_workers_serve_and_their_metrics_add_up(
         assert (
             samples['weir_http_requests_total{method="POST",route="/events",status="202"}'] == 200
         )
-        pids = {
-            line.split()[-1]
-            for line in (tmp_path / "api.log").read_text().splitlines()
-            if "Started server process" in line
-        }
-        assert len(pids) == 2, "both workers started"
     finally:
         api.terminate()
         assert api.wait(timeout=30) == 0
+
+
+def started_workers(log: Path) -> set[str]:
+    """The pids of the uvicorn workers that logged their start."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {line.split()[-1] for line in lines if "Started server process" in line}
