@@ -1,0 +1,137 @@
+"""Benchmark the Kafka producer alone: concurrent single-event sends with acks=all, as the API.
+
+`--concurrency` tasks each send one message at a time (what concurrent POST /events do), through
+`weir.stream`'s producer (coalescing per partition, batching.py). Reports sends/s and the CPU of
+this process per send (the broker's is not counted). With `--baseline REF` the run alternates,
+`--rounds` times, between that git revision (a worktree, same venv) and the working tree, each as a
+child process against one broker, and reports the medians and their ratio.
+Prints the figures, writes bench-results/produce.json.
+
+    .venv/bin/python scripts/bench_produce.py --sends 20000
+    .venv/bin/python scripts/bench_produce.py --sends 20000 --baseline main --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from bench_common import (
+    CORES_NOTE,
+    baseline_pythonpath,
+    baseline_worktree,
+    create_topic,
+    kafka_broker,
+    kafka_settings,
+    write_report,
+)
+from bench_consumer import build_messages
+
+from weir.stream import make_producer
+
+
+async def measure(bootstrap: str, sends: int, concurrency: int, partitions: int) -> dict[str, Any]:
+    settings = kafka_settings(bootstrap, kafka_topic=f"bench-produce-{uuid.uuid4().hex[:8]}")
+    await create_topic(settings, settings.kafka_topic, partitions)
+    messages = build_messages(min(sends, 20_000))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send(settings.kafka_topic, messages[:10])  # metadata, connections
+        numbers = iter(range(sends))
+
+        async def sender() -> None:
+            for n in numbers:
+                await producer.send(settings.kafka_topic, [messages[n % len(messages)]])
+
+        began, cpu_before = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu_before
+    finally:
+        await producer.stop()
+    return {
+        "sends": sends,
+        "concurrency": concurrency,
+        "sends_per_s": round(sends / wall, 1),
+        "cpu_us_per_send": round(cpu / sends * 1e6, 1),
+    }
+
+
+def compare(args: argparse.Namespace, work: Path) -> None:
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
+    with (
+        kafka_broker(work / "kafka") as (bootstrap, _pid),
+        baseline_worktree(args.baseline, work) as tree,
+    ):
+        assert tree is not None
+        for round_number in range(args.rounds):
+            for target in runs:
+                out = work / f"{target}-{round_number}.json"
+                env = dict(os.environ)
+                if target == "baseline":
+                    env["PYTHONPATH"] = baseline_pythonpath(tree)
+                command = [sys.executable, __file__, "--sends", str(args.sends)]
+                command += ["--concurrency", str(args.concurrency), "--bootstrap", bootstrap]
+                command += ["--partitions", str(args.partitions), "--out", str(out)]
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+                runs[target].append(json.loads(out.read_text()))
+    keys = ("sends_per_s", "cpu_us_per_send")
+    medians = {
+        t: {k: statistics.median(r[k] for r in done) for k in keys} for t, done in runs.items()
+    }
+    print(CORES_NOTE)
+    print(f"sends={args.sends:,} concurrency={args.concurrency} rounds={args.rounds}")
+    print(f"{'target':10} {'sends/s':>9} {'CPU µs/send':>12}   (median of the rounds)")
+    for target, figures in medians.items():
+        print(f"{target:10} {figures['sends_per_s']:>9,.0f} {figures['cpu_us_per_send']:>12.1f}")
+    ratios = {k: medians["current"][k] / medians["baseline"][k] for k in keys}
+    print(f"{'ratio':10} {ratios['sends_per_s']:>8.2f}x {ratios['cpu_us_per_send']:>11.2f}x")
+    write_report(
+        args.out,
+        {"note": CORES_NOTE, "baseline_ref": args.baseline, "rounds": runs, "medians": medians,
+         "ratios": ratios},
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sends", type=int, default=20_000, help="single-message sends")
+    parser.add_argument("--concurrency", type=int, default=64, help="concurrent senders")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
+    parser.add_argument("--bootstrap", help="use this Kafka broker instead of starting one")
+    parser.add_argument("--baseline", help="also measure this git revision, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target (--baseline)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/produce.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="weir-bench-produce-") as tmp:
+        work = Path(tmp)
+        if args.baseline:
+            compare(args, work)
+            return
+        if args.bootstrap:
+            figures = uvloop.run(
+                measure(args.bootstrap, args.sends, args.concurrency, args.partitions)
+            )
+        else:
+            with kafka_broker(work / "kafka") as (bootstrap, _pid):
+                figures = uvloop.run(
+                    measure(bootstrap, args.sends, args.concurrency, args.partitions)
+                )
+    print(CORES_NOTE)
+    print(json.dumps(figures))
+    write_report(args.out, {"note": CORES_NOTE, **figures})
+
+
+if __name__ == "__main__":
+    main()
