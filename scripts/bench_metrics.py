@@ -1,7 +1,20 @@
-"""Benchmark /metrics queries on chDB: load N events through the real schema and views, then time
-the queries module (p50/p95 per query shape). Prints a table, writes bench-results/metrics.json.
+"""Benchmark /metrics at scale: load N events through the real schema and views (generated inside
+chDB with numbers(), not through Python), time the queries module at the store, then `GET /metrics`
+on a running `weir dev` on the same data, idle and under 2,000 events/s of ingestion. Every
+answer timed is compared to a brute-force recount over the raw table first. Prints a table and
+writes bench-results/metrics-<workload>-<events>.json.
 
-    .venv/bin/python scripts/bench_metrics.py --events 10000000
+    .venv/bin/python scripts/bench_metrics.py --events 100000000
+    .venv/bin/python scripts/bench_metrics.py --events 100000000 --workload heavy-tail
+
+Workloads: `uniform`: each event's user drawn uniformly from --users. `heavy-tail`: 40 % of
+events from 10k core users (every day), 20 % from 200k users active on ~3 days each, 40 % from a
+long tail where most users are seen once (~0.4 x events users). Dense ids are given in order of
+first appearance as the consumers would (tail users appear over time, so do their ids).
+
+The loaded database is cached under ${XDG_CACHE_HOME:-~/.cache}/weir/bench-metrics-<params>/ and
+reused by the next run with the same parameters (--reload rebuilds it). Run under
+`flock /tmp/weir-bench.lock`.
 """
 
 from __future__ import annotations
@@ -9,121 +22,333 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
+from bench_common import CORES_NOTE, REPO_ROOT, free_port, write_report
+from bench_freshness import background_load
 
 from weir.store import (
     INSERT_COLUMNS,
     GroupBy,
     MetricsQuery,
+    Store,
     TableSpec,
     migrate,
     query_groups,
     query_totals,
 )
 from weir.store.chdb import ChdbStore
+from weir.store.users import SLOT_SIZE
 
 DAY = 86400
-CHUNK = 1_000_000
+CHUNK = 2_000_000
+CHANNELS = ("web", "mobile", "api", "email")
+SCHEMA = "v2"  # bump when the schema changes: the cache key
+SPEC = TableSpec("bench", "events", ttl_days=0)
+NAME = "e3"
 
 
-def generate_sql(spec: TableSpec, offset: int, count: int, start: int, span: int) -> str:
-    """Events made in-engine: 5 names, 4 channels, 200k users, spread over `span` seconds."""
+def cache_dir(args: argparse.Namespace) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weir"
+    key = f"{SCHEMA}-{args.workload}-{args.events}-{args.names}n-{args.users}u-{args.days}d"
+    return base / f"bench-metrics-{key}"
+
+
+def user_expr(args: argparse.Namespace) -> tuple[str, str, int]:
+    """(user index k, timestamp offset within the span, number of user indexes)."""
+    span = args.days * DAY
+    if args.workload == "uniform":
+        return f"cityHash64(number) % {args.users}", f"cityHash64(number, 1) % {span}", args.users
+    core, mid, tail = 10_000, 200_000, max(1, int(args.events * 0.4))
+    tier, r, h = (
+        "cityHash64(number, 2) % 100",
+        f"cityHash64(number, 1) % {span}",
+        "cityHash64(number, 3)",
+    )
+    tail_k = f"{core + mid} + intDiv({r} * {tail}, {span})"
+    k = f"multiIf({tier} < 40, {h} % {core}, {tier} < 60, {core} + {h} % {mid}, {tail_k})"
+    mid_ts = f"(({h} % {mid}) * intDiv({span}, {mid}) + intDiv({h}, {mid}) % (3 * {DAY})) % {span}"
+    ts = f"if({tier} >= 40 AND {tier} < 60, {mid_ts}, {r})"
+    return k, ts, core + mid + tail
+
+
+def generate_sql(args: argparse.Namespace, offset: int, count: int, start: int) -> str:
+    k, ts, _ = user_expr(args)
+    channels = ", ".join(f"'{c}'" for c in CHANNELS)
+    values = {
+        "event_id": "concat('ev-', toString(number))",
+        "event_name": f"concat('e', toString(number % {args.names}))",
+        "channel": f"[{channels}][intDiv(number, 7) % {len(CHANNELS)} + 1]",
+        "campaign_id": "''",
+        "user_id": "concat('u', toString(k))",
+        "user_uid": "toUInt32(k + 1)",  # = slot_uids: user k holds the k-th id of slots 0, 1, ...
+        "timestamp": f"toDateTime({start} + {ts}, 'UTC')",
+        "tags": "[]",
+        "metadata": "'{}'",
+        "received_at": "now64(3)",
+        "trace_id": "''",
+    }
+    select = ", ".join(values[name] for name in INSERT_COLUMNS)
     return (
-        f"INSERT INTO {spec.raw_ref} ({', '.join(INSERT_COLUMNS)}) SELECT "
-        "concat('ev-', toString(number)), "
-        "['click','view','signup','purchase','share'][number % 5 + 1], "
-        "['web','ios','android','email'][intDiv(number, 7) % 4 + 1], "
-        "if(number % 3 = 0, '', concat('c', toString(number % 17))), "
-        "concat('u', toString(cityHash64(number) % 200000)), "
-        f"toDateTime({start} + cityHash64(number, 1) % {span}, 'UTC'), "
-        "[], '{\"k\":1}', now64(3), '' "
-        f"FROM numbers({offset}, {count})"
+        f"INSERT INTO {SPEC.raw_ref} ({', '.join(INSERT_COLUMNS)}) SELECT {select} "
+        f"FROM (SELECT number, {k} AS k FROM numbers({offset}, {count}))"
     )
 
 
-async def load(store: ChdbStore, spec: TableSpec, events: int, start: int, span: int) -> float:
+async def load(store: Store, args: argparse.Namespace, start: int) -> float:
+    """Raw rows through the real views, plus the user id claims and slot leases they imply."""
     began = time.perf_counter()
-    for offset in range(0, events, CHUNK):
-        await store.command(generate_sql(spec, offset, min(CHUNK, events - offset), start, span))
+    _, _, users = user_expr(args)
+    slots = -(-users // SLOT_SIZE)
+    await store.command(
+        f"INSERT INTO {SPEC.ranges_ref} (slot, owner) SELECT number, 'bench-loader' "
+        f"FROM numbers({slots})"
+    )
+    await store.command(
+        f"INSERT INTO {SPEC.users_ref} (user_id, uid) "
+        f"SELECT concat('u', toString(number)), toUInt32(number + 1) FROM numbers({users})"
+    )
+    for offset in range(0, args.events, CHUNK):
+        await store.command(generate_sql(args, offset, min(CHUNK, args.events - offset), start))
+        print(f"  loaded {offset + CHUNK:,}", file=sys.stderr, flush=True)
+    for rollup in SPEC.rollups:  # steady state: a live table's background merges keep up
+        await store.command(f"OPTIMIZE TABLE {SPEC.rollup_ref(rollup)} FINAL")
     return time.perf_counter() - began
 
 
-async def timed(call: Any, repeat: int) -> dict[str, float]:
-    samples = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - began) * 1000)
-    samples.sort()
+def shapes(start: int, end: int) -> dict[str, MetricsQuery]:
+    wide = (end - 30 * DAY + 1234, end - 4321)  # 30 days with ragged edges
+    narrow = (end - 3 * DAY + 1800, end - 3 * DAY + 1800 + 5400)
     return {
-        "p50_ms": round(statistics.median(samples), 2),
-        "p95_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.95))], 2),
+        "totals, 30 days": MetricsQuery(NAME, *wide),
+        "group_by channel, 30 days": MetricsQuery(NAME, *wide, group_by=GroupBy.CHANNEL),
+        "group_by hour, 30 days": MetricsQuery(NAME, *wide, group_by=GroupBy.HOUR),
+        "group_by day, 30 days": MetricsQuery(NAME, *wide, group_by=GroupBy.DAY),
+        "totals, 30 days, channel=mobile": MetricsQuery(NAME, *wide, channel="mobile"),
+        "totals, 90-minute window": MetricsQuery(NAME, *narrow),
+        "group_by hour, 90 minutes": MetricsQuery(NAME, *narrow, group_by=GroupBy.HOUR),
     }
+
+
+def brute_sql(q: MetricsQuery) -> str:
+    """The recount over the raw table: uniqExact of the user_id strings, no rollup, no uid."""
+    where = f"event_name = '{q.event_name}' AND timestamp BETWEEN {q.from_ts} AND {q.to_ts}"
+    if q.channel:
+        where += f" AND channel = '{q.channel}'"
+    group = {
+        None: "toUInt8(0)",
+        GroupBy.CHANNEL: "channel",
+        GroupBy.HOUR: "toStartOfHour(timestamp)",
+        GroupBy.DAY: "toStartOfDay(timestamp)",
+    }[q.group_by]
+    label = (
+        "g" if q.group_by in (None, GroupBy.CHANNEL) else "formatDateTime(g, '%Y-%m-%dT%H:%i:%SZ')"
+    )
+    return (
+        f"SELECT {label}, count(), uniqExact(user_id) FROM {SPEC.raw_ref} WHERE {where} "
+        f"GROUP BY {group} AS g ORDER BY g"
+    )
+
+
+async def answer(store: Store, q: MetricsQuery) -> list[tuple[Any, ...]]:
+    if q.group_by is None:
+        return [tuple(await query_totals(store, SPEC, q))]
+    return [tuple(row) for row in await query_groups(store, SPEC, q)]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        "n": len(ordered),
+    }
+
+
+async def at_store(store: Store, queries: dict[str, MetricsQuery], repeat: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, q in queries.items():
+        brute = await store.query_rows(brute_sql(q))
+        expected = (
+            [(int(t), int(u)) for _, t, u in brute]
+            if q.group_by is None
+            else [(str(g), int(t), int(u)) for g, t, u in brute]
+        )
+        got = await answer(store, q)
+        assert got == (expected or [(0, 0)]), (name, got[:3], expected[:3])
+        samples = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            await answer(store, q)
+            samples.append((time.perf_counter() - began) * 1000)
+        raw = []
+        for _ in range(max(3, repeat // 10)):
+            began = time.perf_counter()
+            await store.query_rows(brute_sql(q))
+            raw.append((time.perf_counter() - began) * 1000)
+        results[name] = {"rollups": summary(samples), "raw_scan": summary(raw), "exact": True}
+    return results
+
+
+def params(q: MetricsQuery) -> dict[str, Any]:
+    out: dict[str, Any] = {"event_name": q.event_name, "from": q.from_ts, "to": q.to_ts}
+    if q.group_by is not None:
+        out["group_by"] = q.group_by.value
+    if q.channel is not None:
+        out["channel"] = q.channel
+    return out
+
+
+async def through_api(
+    base: str, queries: dict[str, MetricsQuery], repeat: int, rate: int
+) -> dict[str, Any]:
+    """p50/p99 of GET /metrics per shape; with `rate` > 0, while events arrive at that rate."""
+    results: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        stop = asyncio.Event()
+        loader = asyncio.create_task(background_load(http, rate, stop)) if rate else None
+        if loader:
+            await asyncio.sleep(3)  # the consumer is flushing batches by now
+        began_all = time.perf_counter()
+        for name, q in queries.items():
+            samples = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                response = await http.get("/metrics", params=params(q))
+                samples.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200, response.text
+            results[name] = summary(samples)
+        if loader:
+            stop.set()
+            accepted = await loader
+            results["ingested_events_per_s"] = round(accepted / (time.perf_counter() - began_all))
+    return results
+
+
+def start_dev(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "WEIR_DATA_DIR": str(data_dir),
+        "WEIR_STORE_BACKEND": "chdb",
+        "WEIR_STREAM_BACKEND": "local",
+        "WEIR_CLICKHOUSE_DATABASE": SPEC.database,
+        "WEIR_TABLE": SPEC.table,
+        "WEIR_TTL_DAYS": "0",
+        "WEIR_PORT": str(port),
+        "WEIR_METRICS_PORT": "0",
+        "WEIR_LOG_LEVEL": "WARNING",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "weir.cli", "dev"], env=env, cwd=REPO_ROOT, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("weir dev exited; see its log")
+            try:
+                if (await http.get("/ready")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("weir dev not ready in time")
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/weir-bench-chdb"))
-    parser.add_argument("--out", type=Path, default=Path("bench-results/metrics.json"))
+    parser.add_argument("--workload", choices=("uniform", "heavy-tail"), default="uniform")
+    parser.add_argument("--names", type=int, default=10)
+    parser.add_argument("--users", type=int, default=1_000_000, help="uniform workload only")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=2000, help="events/s during the API run")
+    parser.add_argument("--reload", action="store_true", help="rebuild the cached dataset")
+    parser.add_argument("--no-api", action="store_true", help="only time the store")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    shutil.rmtree(args.data_dir, ignore_errors=True)
-    store = ChdbStore(args.data_dir)
-    spec = TableSpec("bench", "events", ttl_days=0)
-    await migrate(store, spec)
-    end = int(time.time()) // DAY * DAY
-    start, span = end - args.days * DAY, args.days * DAY
-    load_seconds = await load(store, spec, args.events, start, span)
-
-    wide = (start + 1234, end - 4321)  # ragged edges: raw, hour and day pieces
-    narrow = (end - 3 * DAY + 1800, end - 3 * DAY + 1800 + 5400)  # 90 minutes
-    shapes: dict[str, MetricsQuery] = {
-        "totals, wide window": MetricsQuery("click", *wide),
-        "group_by channel, wide": MetricsQuery("click", *wide, group_by=GroupBy.CHANNEL),
-        "group_by hour, wide": MetricsQuery("click", *wide, group_by=GroupBy.HOUR),
-        "group_by day, wide": MetricsQuery("click", *wide, group_by=GroupBy.DAY),
-        "totals, wide, channel=ios": MetricsQuery("click", *wide, channel="ios"),
-        "totals, narrow (90 min)": MetricsQuery("click", *narrow),
-        "group_by hour, narrow": MetricsQuery("click", *narrow, group_by=GroupBy.HOUR),
-    }
-    results: dict[str, dict[str, float]] = {}
-    for name, q in shapes.items():
-        if q.group_by is None:
-            results[name] = await timed(lambda q=q: query_totals(store, spec, q), args.repeat)
-        else:
-            results[name] = await timed(lambda q=q: query_groups(store, spec, q), args.repeat)
-    brute = (
-        f"SELECT count(), uniqExact(user_id) FROM {spec.raw_ref} WHERE event_name = 'click' "
-        f"AND timestamp BETWEEN {wide[0]} AND {wide[1]}"
-    )
-    results["reference: raw-table scan, totals wide"] = await timed(
-        lambda: store.query_rows(brute), max(3, args.repeat // 4)
-    )
-    exact = await query_totals(store, spec, shapes["totals, wide window"])
-    check = (await store.query_rows(brute))[0]
-    assert tuple(exact) == (int(check[0]), int(check[1])), (exact, check)
+    data = cache_dir(args)
+    marker = data / "loaded.json"
+    if args.reload or not marker.exists():
+        shutil.rmtree(data, ignore_errors=True)
+        store = ChdbStore(data / "chdb")
+        await migrate(store, SPEC)
+        end = (int(time.time()) // DAY + 1) * DAY
+        start = end - args.days * DAY
+        seconds = await load(store, args, start)
+        marker.write_text(json.dumps({"start": start, "end": end, "load_seconds": seconds}))
+    else:
+        store = ChdbStore(data / "chdb")
+    loaded = json.loads(marker.read_text())
+    queries = shapes(loaded["start"], loaded["end"])
+    store_results = await at_store(store, queries, args.repeat)
+    window = await store.query_rows(brute_sql(queries["totals, 30 days"]))
     await store.close()
+    api: dict[str, Any] = {}
+    if not args.no_api:
+        port = free_port()
+        log = data / "dev.log"
+        dev = start_dev(data, port, log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(base, dev, 300)
+            api["idle"] = await through_api(base, queries, args.repeat, 0)
+            api["ingesting"] = await through_api(base, queries, args.repeat, args.rate)
+        finally:
+            dev.terminate()
+            dev.wait(60)
 
-    print(f"loaded {args.events:,} events over {args.days} days in {load_seconds:.1f} s")
-    print(f"{'query':42} {'p50 ms':>9} {'p95 ms':>9}")
-    for name, r in results.items():
-        print(f"{name:42} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(
+        f"{args.events:,} events ({args.workload}), {args.names} names over {args.days} days; "
+        f"{NAME} in the 30-day window: {int(window[0][1]):,} events, {int(window[0][2]):,} users; "
+        f"loaded in {loaded['load_seconds']:.0f} s (cached in {data})"
+    )
+    head = f"{'query':34} {'raw scan p50/p99':>17} {'store p50/p99':>15}"
+    if api:
+        head += f" {'API p50/p99':>13} {'API+ingest p50/p99':>19}"
+    print(head)
+    for name, r in store_results.items():
+        line = (
+            f"{name:34} {r['raw_scan']['p50_ms']:>8.1f}/{r['raw_scan']['p99_ms']:<8.1f}"
+            f" {r['rollups']['p50_ms']:>7.1f}/{r['rollups']['p99_ms']:<7.1f}"
+        )
+        if api:
+            idle, busy = api["idle"][name], api["ingesting"][name]
+            line += f" {idle['p50_ms']:>6.1f}/{idle['p99_ms']:<6.1f}"
+            line += f" {busy['p50_ms']:>9.1f}/{busy['p99_ms']:<9.1f}"
+        print(line)
+    if api:
+        print(f"ingestion during the last column: {api['ingesting']['ingested_events_per_s']} ev/s")
     report = {
         "events": args.events,
+        "workload": args.workload,
+        "names": args.names,
+        "users": user_expr(args)[2],
         "days": args.days,
+        "window_events": int(window[0][1]),
+        "window_users": int(window[0][2]),
         "repeat": args.repeat,
-        "load_seconds": round(load_seconds, 1),
-        "queries": results,
+        "load_seconds": round(loaded["load_seconds"], 1),
+        "store": store_results,
+        "api": api,
         "engine": "chdb",
+        "note": CORES_NOTE,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out = args.out or Path(f"bench-results/metrics-{args.workload}-{args.events}.json")
+    write_report(out, report)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 The consumers are separate OS processes writing through the ClickHouse HTTP protocol to one chDB
 engine (tests/harness/chdb_http.py). One consumer is SIGKILLed while it holds an unflushed batch;
-two consumers then share the partitions. /metrics must equal a brute-force ground truth: nothing
-lost, nothing counted twice.
+two consumers then share the partitions; then one stops (its partitions move to the other) and
+starts again, while events of users never seen before keep arriving through every partition, so
+both consumers claim dense ids for the same new users at once. /metrics must equal a brute-force
+ground truth: nothing lost, nothing counted twice, every user one id.
 """
 
 from __future__ import annotations
@@ -29,18 +31,21 @@ from weir.api import create_app
 from weir.consumer import dead_letters
 from weir.core.config import Settings, StoreBackend
 from weir.provision import provision
+from weir.store import TableSpec, make_store
 from weir.stream import Message, make_consumer, make_producer
 
 CHANNELS = ("web", "mobile", "api", "email", "push")
 NAMES = ("signup", "purchase")
 
 
-def make_events(count: int, now: int, rng: random.Random) -> list[dict[str, Any]]:
+def make_events(
+    count: int, now: int, rng: random.Random, users: str = "user", user_count: int = 150
+) -> list[dict[str, Any]]:
     return [
         {
             "event_name": rng.choice(NAMES),
             "channel": rng.choice(CHANNELS),
-            "user_id": f"user-{rng.randint(0, 150)}",
+            "user_id": f"{users}-{rng.randint(0, user_count)}",
             "timestamp": now - rng.randint(0, 3 * 86400),
             "tags": [f"t{i}"],
             "metadata": {"i": i},
@@ -198,11 +203,47 @@ async def test_exact_metrics_through_a_crash_and_two_consumers(
         assignments = [get_json(f"http://127.0.0.1:{port}/status")["lag"] for port in ports]
         assert all(assignments), f"both consumers should own partitions: {assignments}"
         await assert_dead_letter(pipeline_settings)
+
+        # Phase 3: a rebalance (one consumer stops) and a restart, with new users throughout.
+        consumers[0].send_signal(signal.SIGTERM)
+        assert consumers[0].wait(timeout=30) == 0
+        await post_all(api, make_events(200, now, rng, users="late", user_count=80), truth)
+        await wait_for_totals(api, truth, timeout=120)
+        consumers[0] = start_weir(
+            "consumer",
+            pipeline_settings.model_copy(update={"metrics_port": ports[0]}),
+            tmp_path / "consumer-0-restarted.log",
+        )
+        wait_until_up(f"http://127.0.0.1:{ports[0]}/status", consumers[0])
+        await post_all(api, make_events(300, now, rng, users="later", user_count=120), truth)
+        await wait_for_totals(api, truth, timeout=120)
+        await check_every_view(api, truth, now)
+        await assert_one_id_per_user(pipeline_settings, truth)
     finally:
         for process in consumers:
             process.send_signal(signal.SIGTERM)
         exit_codes = [process.wait(timeout=30) for process in consumers]
     assert exit_codes == [0, 0]
+
+
+async def assert_one_id_per_user(settings: Settings, truth: dict[str, Any]) -> None:
+    """Every stored row carries its user's winning dense id; no id is shared by two users."""
+    store, spec = make_store(settings), TableSpec.from_settings(settings)
+    try:
+        rows = await store.query_rows(
+            f"SELECT user_id, groupUniqArray(user_uid) FROM {spec.raw_ref} GROUP BY user_id"
+        )
+        winners = dict(
+            await store.query_rows(
+                f"SELECT user_id, argMin(uid, _block_number) FROM {spec.users_ref} GROUP BY user_id"
+            )
+        )
+    finally:
+        await store.close()
+    ids = {user: list(uids) for user, uids in rows}
+    assert set(ids) == {event["user_id"] for event in truth.values()}
+    assert all(uids == [winners[user]] for user, uids in ids.items()), ids
+    assert len({uids[0] for uids in ids.values()}) == len(ids) and 0 not in winners.values()
 
 
 async def assert_dead_letter(settings: Settings) -> None:

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from weir.store import INSERT_COLUMNS, GroupBy, GroupRow, MetricsQuery, Totals
+from weir.store import (
+    INSERT_COLUMNS,
+    GroupBy,
+    GroupRow,
+    MetricsQuery,
+    Store,
+    TableSpec,
+    Totals,
+    UserIds,
+)
 
 CHANNELS = ("web", "ios", "android", "email")
 NAMES = ("click", "view")
@@ -41,17 +50,32 @@ def random_events(rng: random.Random, n: int, start: int, span: int) -> list[Ev]
     ]
 
 
-def columns(events: list[Ev]) -> list[list[Any]]:
+async def columns(store: Store, spec: TableSpec, events: list[Ev]) -> list[list[Any]]:
+    """The rows as the consumer inserts them, with dense user ids claimed through `UserIds`."""
+    uids = await UserIds(store, spec).uids([e.user_id for e in events])
+    received = datetime.now(UTC)
+    rows = [
+        [
+            e.event_id, e.event_name, e.channel, e.campaign_id, e.user_id, uid, e.timestamp,
+            ["t1"] if e.plan == "pro" else [], json.dumps({"account": {"plan": e.plan}}),
+            received, "",
+        ]
+        for e, uid in zip(events, uids, strict=True)
+    ]  # fmt: skip
+    assert len(rows[0]) == len(INSERT_COLUMNS)
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def old_columns(events: list[Ev]) -> list[list[Any]]:
+    """The rows as the previous version inserted them: no user_uid (`schema_v1`)."""
     received = datetime.now(UTC)
     rows = [
         [
             e.event_id, e.event_name, e.channel, e.campaign_id, e.user_id, e.timestamp,
-            ["t1"] if e.plan == "pro" else [], json.dumps({"account": {"plan": e.plan}}),
-            received, "",
+            [], json.dumps({"account": {"plan": e.plan}}), received, "",
         ]
         for e in events
     ]  # fmt: skip
-    assert len(rows[0]) == len(INSERT_COLUMNS)
     return [list(column) for column in zip(*rows, strict=True)]
 
 

@@ -29,8 +29,8 @@ def test_from_settings_uses_defaults_metrics_needs() -> None:
     assert (spec.database, spec.table, spec.ttl_days, spec.cluster) == ("weir", "events", 7, "c")
     assert spec.rollups == DEFAULT_ROLLUPS
     assert [r.table_name("events") for r in DEFAULT_ROLLUPS] == [
-        "events_hour_by_channel",
-        "events_day_by_channel",
+        "events_hour_by_channel_bitmap",
+        "events_day_by_channel_bitmap",
     ]
 
 
@@ -71,23 +71,30 @@ def test_cluster_ddl() -> None:
         "ENGINE = Distributed('main', 'weir', 'events_local', cityHash64(event_id))"
     ) in text
     assert (
-        "Distributed('main', 'weir', 'events_hour_by_channel_local', cityHash64(event_name))"
+        "Distributed('main', 'weir', 'events_hour_by_channel_bitmap_local', cityHash64(event_name))"
         in (text)
     )
     assert (
-        "TO weir.events_hour_by_channel_local AS\nSELECT event_name, channel, "
+        "TO weir.events_hour_by_channel_bitmap_local AS\nSELECT event_name, channel, "
         "toStartOfHour(timestamp) AS bucket"
     ) in text
     assert "FROM weir.events_local\nGROUP BY" in text
+    assert "ENGINE = Distributed('main', 'weir', 'events_users_local', cityHash64(user_id))" in text
     assert "non_replicated_deduplication_window" not in text
 
 
 def test_cluster_drop_and_add_column() -> None:
     drops = drop_all(CLUSTER)
-    assert drops[0] == "DROP TABLE IF EXISTS weir.events_hour_by_channel_mv ON CLUSTER 'main' SYNC"
-    assert drops[-2:] == [
+    assert drops[0] == (
+        "DROP TABLE IF EXISTS weir.events_hour_by_channel_bitmap_mv ON CLUSTER 'main' SYNC"
+    )
+    assert drops[-6:] == [
         "DROP TABLE IF EXISTS weir.events ON CLUSTER 'main' SYNC",
         "DROP TABLE IF EXISTS weir.events_local ON CLUSTER 'main' SYNC",
+        "DROP TABLE IF EXISTS weir.events_users ON CLUSTER 'main' SYNC",
+        "DROP TABLE IF EXISTS weir.events_users_local ON CLUSTER 'main' SYNC",
+        "DROP TABLE IF EXISTS weir.events_user_ranges ON CLUSTER 'main' SYNC",
+        "DROP TABLE IF EXISTS weir.events_user_ranges_local ON CLUSTER 'main' SYNC",
     ]
     added = ddl.add_column(CLUSTER, ExtraColumn("n", "Int64", "a.n"))
     assert [s.split(" ADD")[0] for s in added] == [

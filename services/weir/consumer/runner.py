@@ -20,7 +20,7 @@ from weir.consumer.dedupe import not_yet_stored, unique_in_batch
 from weir.consumer.sink import insert_until_stored, with_backoff
 from weir.core.config import Settings
 from weir.observability import metrics, tracing
-from weir.store import Store, TableSpec
+from weir.store import Store, TableSpec, UserIds
 from weir.stream import (
     CommitFailed,
     Consumer,
@@ -47,6 +47,7 @@ class ConsumerLoop:
         self.settings = settings
         self.store = store
         self.spec = spec
+        self.users = UserIds(store, spec)  # cache of dense user ids, kept across batches
         self.dlq_producer = dlq_producer
         self.policy = BatchPolicy(
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_seconds
@@ -136,6 +137,7 @@ class ConsumerLoop:
         stored = fresh is not None and await insert_until_stored(
             self.store,
             self.spec,
+            self.users,
             fresh,
             token=batch.dedup_token(),
             max_backoff=self.settings.insert_backoff_max_seconds,

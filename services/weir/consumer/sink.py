@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from weir.consumer.decode import Decoded
 from weir.observability import metrics, tracing
-from weir.store import Store, TableSpec, insert_events, to_columns
+from weir.store import Store, TableSpec, UserIds, insert_events, to_columns
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,17 +47,21 @@ async def with_backoff(
 async def insert_until_stored(
     store: Store,
     spec: TableSpec,
+    users: UserIds,
     events: Sequence[Decoded],
     token: str,
     max_backoff: float,
     stopping: asyncio.Event,
     give_up_after_stop: float,
 ) -> bool:
-    """Insert with `insert_deduplication_token`; retry the same rows with the same token."""
-    columns = to_columns([d.event for d in events], [d.trace_id for d in events])
+    """Insert with `insert_deduplication_token`; retry the same rows with the same token (a
+    user's dense id, once claimed, never changes, so the rows are the same on every attempt)."""
+    stored = [d.event for d in events]
     links = tracing.links_from(decoded.traceparent for decoded in events)
 
     async def insert() -> bool:
+        uids = await users.uids([e.user_id for e in stored])
+        columns = to_columns(stored, [d.trace_id for d in events], uids)
         with tracing.insert_span(spec.table, len(events), links):
             await insert_events(store, spec, columns, dedup_token=token)
         return True

@@ -4,16 +4,21 @@
     spec = TableSpec.from_settings(settings)           # or built from a `Table` custom resource
     result = await migrate(store, spec)                # MigrationResult(applied, refused)
     await insert_events(store, spec, to_columns(events), dedup_token)
+    users = UserIds(store, spec)                       # one per process: dense user ids
+    await insert_events(store, spec, to_columns(events, trace_ids, await users.uids(ids)), token)
     totals = await query_totals(store, spec, MetricsQuery("signup"))
+    await rebuild_rollups(store, spec, hours)          # after raw rows changed (e.g. erasure)
 
 Modules: `spec` (what a table is), `ddl` (every statement), `migrations` (plan and apply),
-`events` (the event-to-row mapping, inserts, id lookups), `queries` and `windows` (/metrics);
-backends in `chdb/` and `server/`, chosen here by `make_store`.
+`events` (the event-to-row mapping, inserts, id lookups), `users` (dense user ids every consumer
+agrees on), `rollups` (rebuilding rollup rows from the raw table), `queries` and `windows`
+(/metrics); backends in `chdb/` and `server/`, chosen here by `make_store`.
 
 Raw table: ReplacingMergeTree on event_id, partitioned by month, ordered by
 (event_name, timestamp, event_id), bloom filter on event_id, TTL timestamp + ttl_days.
-Rollups: AggregatingMergeTree of countState()/uniqExactState(user_id) per
+Rollups: AggregatingMergeTree of countState()/groupBitmapState(user_uid) per
 (event_name, *dimensions, bucket), fed by `<rollup>_mv` materialized views.
+Users: `<table>_users` (claims of dense ids) and `<table>_user_ranges` (leased id slots).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from weir.store.migrations import (
     read_existing,
 )
 from weir.store.queries import GroupBy, GroupRow, MetricsQuery, Totals, query_groups, query_totals
+from weir.store.rollups import rebuild_rollups
 from weir.store.spec import (
     DEFAULT_ROLLUPS,
     EVENT_COLUMNS,
@@ -42,6 +48,7 @@ from weir.store.spec import (
     Rollup,
     TableSpec,
 )
+from weir.store.users import UserIds, backfill_user_ids, winning_uids
 
 __all__ = [
     "DEFAULT_ROLLUPS",
@@ -64,6 +71,8 @@ __all__ = [
     "StoreUnavailable",
     "TableSpec",
     "Totals",
+    "UserIds",
+    "backfill_user_ids",
     "drop",
     "existing_event_ids",
     "insert_events",
@@ -73,7 +82,9 @@ __all__ = [
     "query_groups",
     "query_totals",
     "read_existing",
+    "rebuild_rollups",
     "to_columns",
+    "winning_uids",
 ]
 
 

@@ -1,13 +1,17 @@
 """Every CREATE/ALTER/DROP statement Weir runs, generated from a `TableSpec`.
 
 Single node: the raw table is a ReplacingMergeTree, each rollup an AggregatingMergeTree fed by a
-materialized view. Cluster (`spec.cluster`): the same tables become Replicated* `<name>_local`
-tables `ON CLUSTER`, with a Distributed table under the logical `<name>` in front of each.
+materialized view, the user id claims and range leases plain MergeTrees whose rows keep the block
+number of their insert (`enable_block_number_column`: the order claims became visible). Cluster
+(`spec.cluster`): the same tables become Replicated* `<name>_local` tables `ON CLUSTER`, with a
+Distributed table under the logical `<name>` in front of each.
 """
 
 from __future__ import annotations
 
 from weir.store.spec import EVENT_COLUMNS, ExtraColumn, Rollup, TableSpec, local_name, view_name
+
+USERS_TYPE = "AggregateFunction(groupBitmap, UInt32)"
 
 # Lets `insert_deduplication_token` deduplicate retried inserts on non-replicated tables.
 DEDUP_WINDOW = 1000
@@ -98,7 +102,7 @@ def create_rollup_table(spec: TableSpec, rollup: Rollup) -> list[str]:
     table = rollup.table_name(spec.table)
     dims = [f"{d} {dimension_type(spec, d)}" for d in rollup.dimensions]
     columns = ["event_name LowCardinality(String)", *dims, "bucket DateTime('UTC')"]
-    columns += ["total AggregateFunction(count)", "users AggregateFunction(uniqExact, String)"]
+    columns += ["total AggregateFunction(count)", f"users {USERS_TYPE}"]
     body = ",\n  ".join(columns)
     key = ", ".join(["event_name", "bucket", *rollup.dimensions])
     statements = [
@@ -116,14 +120,18 @@ def rollup_select(spec: TableSpec, rollup: Rollup) -> str:
     keys = ", ".join(["event_name", *rollup.dimensions])
     return (
         f"SELECT {keys}, {bucket_expr(rollup)} AS bucket, countState() AS total, "
-        f"uniqExactState(user_id) AS users\n"
+        f"groupBitmapState(user_uid) AS users\n"
         f"FROM {spec.database}.{physical(spec, spec.table)}"
     )
 
 
+def rollup_group_keys(rollup: Rollup) -> str:
+    return ", ".join(["event_name", *rollup.dimensions, "bucket"])
+
+
 def create_rollup_view(spec: TableSpec, rollup: Rollup) -> str:
     table = rollup.table_name(spec.table)
-    keys = ", ".join(["event_name", *rollup.dimensions, "bucket"])
+    keys = rollup_group_keys(rollup)
     return (
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {spec.database}.{view_name(table)}"
         f"{_on_cluster(spec)} TO {spec.database}.{physical(spec, table)} AS\n"
@@ -139,7 +147,7 @@ def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) 
     missed. Without it, the view's creation second is used (coarser).
     """
     table = rollup.table_name(spec.table)
-    keys = ", ".join(["event_name", *rollup.dimensions, "bucket"])
+    keys = rollup_group_keys(rollup)
     if before is not None:
         cutoff = f"toDateTime64('{before}', 3, 'UTC')"
     else:
@@ -153,13 +161,43 @@ def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) 
     )
 
 
-def add_column(spec: TableSpec, column: ExtraColumn) -> list[str]:
+def _claims_table(spec: TableSpec, name: str, body: str, key: str, shard_key: str) -> list[str]:
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {spec.database}.{physical(spec, name)}{_on_cluster(spec)} "
+        f"(\n  {body}\n)\nENGINE = {_engine(spec, '', name)}\nORDER BY {key}\n"
+        "SETTINGS enable_block_number_column = 1"
+    ]
+    if spec.cluster:  # every claim of one key on one shard, where block numbers order them
+        statements.append(_distributed(spec, name, shard_key))
+    return statements
+
+
+def create_users(spec: TableSpec) -> list[str]:
+    """The user id claims and the uid slot leases (`store/users.py`); kept forever (no TTL)."""
+    claims = "user_id String,\n  uid UInt32"
+    leases = "slot UInt32,\n  owner String"
+    return [
+        *_claims_table(spec, spec.users_table, claims, "user_id", "cityHash64(user_id)"),
+        *_claims_table(spec, spec.ranges_table, leases, "slot", "slot"),
+    ]
+
+
+def _add_raw_column(spec: TableSpec, definition: str) -> list[str]:
     names = [physical(spec, spec.table)] + ([spec.table] if spec.cluster else [])
     return [
         f"ALTER TABLE {spec.database}.{name}{_on_cluster(spec)} "
-        f"ADD COLUMN IF NOT EXISTS {extra_column_def(column)}"
+        f"ADD COLUMN IF NOT EXISTS {definition}"
         for name in names
     ]
+
+
+def add_column(spec: TableSpec, column: ExtraColumn) -> list[str]:
+    return _add_raw_column(spec, extra_column_def(column))
+
+
+def add_user_uid(spec: TableSpec) -> list[str]:
+    """The dense id column on a raw table made before it; 0 (no id yet) until backfilled."""
+    return _add_raw_column(spec, "user_uid UInt32 AFTER user_id")
 
 
 def modify_ttl(spec: TableSpec, table: str, ttl_column: str) -> str:
@@ -170,7 +208,7 @@ def modify_ttl(spec: TableSpec, table: str, ttl_column: str) -> str:
 
 
 def create_all(spec: TableSpec) -> list[str]:
-    statements = [create_database(spec), *create_raw(spec)]
+    statements = [create_database(spec), *create_raw(spec), *create_users(spec)]
     for rollup in spec.rollups:
         statements += [*create_rollup_table(spec, rollup), create_rollup_view(spec, rollup)]
     return statements
@@ -179,6 +217,7 @@ def create_all(spec: TableSpec) -> list[str]:
 def drop_all(spec: TableSpec) -> list[str]:
     """Views first (so no insert feeds a half-dropped rollup), then rollups, then raw."""
     names = [view_name(r.table_name(spec.table)) for r in spec.rollups]
-    for table in [*(r.table_name(spec.table) for r in spec.rollups), spec.table]:
+    tables = [*(r.table_name(spec.table) for r in spec.rollups), spec.table]
+    for table in [*tables, spec.users_table, spec.ranges_table]:
         names += [table, local_name(table)] if spec.cluster else [table]
     return [f"DROP TABLE IF EXISTS {spec.database}.{n}{_on_cluster(spec)} SYNC" for n in names]

@@ -18,10 +18,13 @@ LOOKUP_CHUNK = 5000
 INSERT_SETTINGS: dict[str, str | int] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
 
-def to_columns(events: Sequence[StoredEvent], trace_ids: Sequence[str]) -> list[list[Any]]:
+def to_columns(
+    events: Sequence[StoredEvent], trace_ids: Sequence[str], user_uids: Sequence[int]
+) -> list[list[Any]]:
     """`INSERT_COLUMNS` of these events, column-oriented (inserted_at is the table's default).
 
-    `trace_ids[i]`: the W3C trace id the stream carried with `events[i]` ("" when none).
+    `trace_ids[i]`: the W3C trace id the stream carried with `events[i]` ("" when none);
+    `user_uids[i]`: the dense id of its user (`users.UserIds.uids`).
     """
     metadata = [orjson.dumps(e.metadata).decode() for e in events]
     columns: dict[str, list[Any]] = {
@@ -30,6 +33,7 @@ def to_columns(events: Sequence[StoredEvent], trace_ids: Sequence[str]) -> list[
         "channel": [e.channel for e in events],
         "campaign_id": [e.campaign_id or "" for e in events],
         "user_id": [e.user_id for e in events],
+        "user_uid": list(user_uids),
         "timestamp": [e.timestamp for e in events],
         "tags": [e.tags for e in events],
         "metadata": metadata,

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from weir.store import ddl
 from weir.store.base import Store
-from weir.store.spec import EVENT_COLUMNS, TableSpec, view_name
+from weir.store.rollups import hours_counted_without_ids, rebuild_rollups
+from weir.store.spec import EVENT_COLUMNS, LEGACY_USERS_TYPE, TableSpec, view_name
+from weir.store.users import backfill_user_ids
 
 _TTL_DAYS = re.compile(r"\bTTL\s+\w+\s*\+\s*toIntervalDay\((\d+)\)")
 _ROLLUP_TAIL = {"bucket", "total", "users"}
@@ -36,10 +38,14 @@ class ExistingSchema:
 
 @dataclass(frozen=True)
 class Plan:
-    """`statements` to run in order; `refused` holds one human-readable reason per refusal."""
+    """`statements` to run in order; `refused` holds one human-readable reason per refusal.
+
+    `backfills` fill new rollups from the raw table; `migrate` runs them after giving every raw
+    row its dense user id (`users.backfill_user_ids`), which the rollups count."""
 
     statements: tuple[str, ...]
     refused: tuple[str, ...]
+    backfills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,9 @@ def _raw_changes(spec: TableSpec, raw: ExistingTable, out: list[str], refused: l
     for name, type_ in wanted.items():
         if name not in have:
             extra = next((c for c in spec.extra_columns if c.name == name), None)
-            if extra is None:
+            if name == "user_uid":  # raw tables made before dense user ids
+                out.extend(ddl.add_user_uid(spec))
+            elif extra is None:
                 refused.append(f"column {name} of {raw.name} is missing; recreate the table")
             else:
                 out.extend(ddl.add_column(spec, extra))
@@ -86,12 +94,23 @@ def _raw_changes(spec: TableSpec, raw: ExistingTable, out: list[str], refused: l
         out.append(ddl.modify_ttl(spec, spec.table, "timestamp"))
 
 
+def _users_changes(spec: TableSpec, existing: ExistingSchema, out: list[str]) -> None:
+    names = [spec.users_table, spec.ranges_table]
+    if any(ddl.physical(spec, n) not in existing.tables for n in names):
+        out.extend(ddl.create_users(spec))  # IF NOT EXISTS: re-running the pair is harmless
+
+
+def _is_legacy(table: ExistingTable) -> bool:
+    return table.columns.get("users", "").replace(", ", ",") == LEGACY_USERS_TYPE.replace(", ", ",")
+
+
 def _rollup_changes(
     spec: TableSpec,
     existing: ExistingSchema,
     backfill_before: str | None,
     out: list[str],
     refused: list[str],
+    backfills: list[str],
 ) -> None:
     for rollup in spec.rollups:
         name = rollup.table_name(spec.table)
@@ -100,7 +119,7 @@ def _rollup_changes(
             out.extend(ddl.create_rollup_table(spec, rollup))
             out.append(ddl.create_rollup_view(spec, rollup))
             if ddl.physical(spec, spec.table) in existing.tables:
-                out.append(ddl.backfill_rollup(spec, rollup, backfill_before))
+                backfills.append(ddl.backfill_rollup(spec, rollup, backfill_before))
             continue
         dims = tuple(c for c in table.columns if c != "event_name" and c not in _ROLLUP_TAIL)
         if dims != rollup.dimensions:
@@ -116,6 +135,8 @@ def _rollup_changes(
     pattern = re.compile(rf"^{re.escape(spec.table)}_(hour|day)_by_\w+?(_local)?$")
     for name in sorted(existing.tables):
         is_rollup = pattern.match(name) and not name.endswith("_mv")
+        if is_rollup and _is_legacy(existing.tables[name]):
+            continue  # made before dense ids: kept as it is, no longer read
         # On a cluster the `_local` table stands for the rollup (its Distributed table follows it).
         if is_rollup and name not in wanted and bool(spec.cluster) == name.endswith("_local"):
             refused.append(f"rollup {name} is not in the spec: removing it is refused")
@@ -136,6 +157,7 @@ def plan_migration(
         return Plan((), (mismatch,))
     out: list[str] = []
     refused: list[str] = []
+    backfills: list[str] = []
     raw = existing.tables.get(ddl.physical(spec, spec.table))
     if raw is None:
         out.extend(ddl.create_raw(spec))
@@ -143,8 +165,9 @@ def plan_migration(
         if spec.cluster and spec.table not in existing.tables:
             out.extend(ddl.create_raw(spec)[1:])
         _raw_changes(spec, raw, out, refused)
-    _rollup_changes(spec, existing, backfill_before, out, refused)
-    return Plan(tuple(out), tuple(refused))
+    _users_changes(spec, existing, out)
+    _rollup_changes(spec, existing, backfill_before, out, refused, backfills)
+    return Plan(tuple(out), tuple(refused), tuple(backfills))
 
 
 async def read_existing(store: Store, spec: TableSpec) -> ExistingSchema:
@@ -175,12 +198,24 @@ async def read_existing(store: Store, spec: TableSpec) -> ExistingSchema:
 
 
 async def migrate(store: Store, spec: TableSpec) -> MigrationResult:
-    """Idempotent: a second run applies nothing. Refused changes are reported, not run."""
+    """Idempotent: a second run applies nothing. Refused changes are reported, not run.
+
+    Between the schema and the backfills, raw rows without a dense user id get one; a rollup
+    bucket fed such a row (by a consumer of the previous version running meanwhile) is rebuilt."""
     now = await store.query_rows("SELECT toString(now64(3, 'UTC'))")
     plan = plan_migration(spec, await read_existing(store, spec), str(now[0][0]))
     for statement in plan.statements:
         await store.command(statement)
-    return MigrationResult(applied=plan.statements, refused=plan.refused)
+    raw = (await read_existing(store, spec)).tables.get(ddl.physical(spec, spec.table))
+    if raw is None or "user_uid" not in raw.columns:  # refused: nothing to fill
+        return MigrationResult(applied=plan.statements, refused=plan.refused)
+    backfilled = await backfill_user_ids(store, spec)
+    for statement in plan.backfills:
+        await store.command(statement)
+    if backfilled:
+        await rebuild_rollups(store, spec, await hours_counted_without_ids(store, spec))
+    applied = plan.statements + plan.backfills
+    return MigrationResult(applied=applied, refused=plan.refused)
 
 
 async def drop(store: Store, spec: TableSpec) -> tuple[str, ...]:

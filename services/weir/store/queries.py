@@ -2,8 +2,9 @@
 
 The inclusive window [from, to] becomes [from, to + 1) in seconds and is split into whole days
 (day rollup), whole hours (hour rollup) and partial-hour edges (raw rows). Each piece yields
-count and uniqExact(user_id) *states*; the outer query merges them, so unique users are exact
-across pieces. The consumer never inserts a duplicate event, so counts need no FINAL.
+count states and `groupBitmap` states of dense user ids (`users.py`); the outer query merges
+them, so unique users are exact across pieces. The consumer never inserts a duplicate event,
+so counts need no FINAL.
 """
 
 from __future__ import annotations
@@ -61,28 +62,35 @@ def _group_expr(group_by: GroupBy | None, step: int) -> str:
 
 
 def _piece_sql(
-    spec: TableSpec, q: MetricsQuery, piece: Piece, n: int
+    spec: TableSpec, q: MetricsQuery, pieces: list[Piece], first: int
 ) -> tuple[str, dict[str, Any]]:
-    grp = _group_expr(q.group_by, piece.step)
-    time_col = "timestamp" if piece.step == 1 else "bucket"
-    where = ["event_name = {event_name:String}"]
+    """One read of one table for all `pieces` of one step (the two edges of a window share it):
+    each table read costs milliseconds of planning, whatever it reads."""
+    step = pieces[0].step
+    grp = _group_expr(q.group_by, step)
+    time_col = "timestamp" if step == 1 else "bucket"
     params: dict[str, Any] = {}
-    if piece.lo is not None:
-        where.append(f"{time_col} >= toDateTime({{lo{n}:UInt32}}, 'UTC')")
-        params[f"lo{n}"] = _clamp(piece.lo)
-    if piece.hi is not None:
-        where.append(f"{time_col} < toDateTime({{hi{n}:UInt32}}, 'UTC')")
-        params[f"hi{n}"] = _clamp(piece.hi)
+    ranges = []
+    for n, piece in enumerate(pieces, first):
+        bounds = []
+        if piece.lo is not None:
+            bounds.append(f"{time_col} >= toDateTime({{lo{n}:UInt32}}, 'UTC')")
+            params[f"lo{n}"] = _clamp(piece.lo)
+        if piece.hi is not None:
+            bounds.append(f"{time_col} < toDateTime({{hi{n}:UInt32}}, 'UTC')")
+            params[f"hi{n}"] = _clamp(piece.hi)
+        ranges.append(" AND ".join(bounds) or "1")
+    where = ["event_name = {event_name:String}", "(" + " OR ".join(ranges) + ")"]
     if q.channel is not None:
         where.append("channel = {channel:String}")
     condition = " AND ".join(where)
-    if piece.step == 1:
+    if step == 1:
         sql = (
-            f"SELECT {grp} AS grp, countState() AS total, uniqExactState(user_id) AS users "
+            f"SELECT {grp} AS grp, countState() AS total, groupBitmapState(user_uid) AS users "
             f"FROM {spec.raw_ref} WHERE {condition} GROUP BY grp"
         )
     else:
-        granularity: Granularity = "day" if piece.step == DAY else "hour"
+        granularity: Granularity = "day" if step == DAY else "hour"
         rollup = spec.find_rollup(granularity, ("channel",))
         assert rollup is not None  # _steps only offers rollups the spec has
         sql = f"SELECT {grp} AS grp, total, users FROM {spec.rollup_ref(rollup)} WHERE {condition}"
@@ -109,17 +117,19 @@ def _union(spec: TableSpec, q: MetricsQuery) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"event_name": q.event_name}
     if q.channel is not None:
         params["channel"] = q.channel
-    parts = []
-    for n, piece in enumerate(pieces):
-        sql, piece_params = _piece_sql(spec, q, piece, n)
+    parts, numbered = [], 0
+    for step in sorted({piece.step for piece in pieces}, reverse=True):
+        same_step = [piece for piece in pieces if piece.step == step]
+        sql, piece_params = _piece_sql(spec, q, same_step, numbered)
         parts.append(sql)
         params |= piece_params
+        numbered += len(same_step)
     return "\nUNION ALL\n".join(parts), params
 
 
 async def query_totals(store: Store, spec: TableSpec, q: MetricsQuery) -> Totals:
     union, params = _union(spec, q)
-    sql = f"SELECT countMerge(total), uniqExactMerge(users) FROM ({union})"
+    sql = f"SELECT countMerge(total), groupBitmapMerge(users) FROM ({union})"
     rows = await store.query_rows(sql, params)
     return Totals(int(rows[0][0]), int(rows[0][1]))
 
@@ -131,7 +141,7 @@ async def query_groups(store: Store, spec: TableSpec, q: MetricsQuery) -> list[G
     union, params = _union(spec, q)
     label = "grp" if q.group_by is GroupBy.CHANNEL else "formatDateTime(grp, '%Y-%m-%dT%H:%i:%SZ')"
     sql = (
-        f"SELECT {label}, countMerge(total), uniqExactMerge(users) FROM ({union}) "
+        f"SELECT {label}, countMerge(total), groupBitmapMerge(users) FROM ({union}) "
         "GROUP BY grp ORDER BY grp"
     )
     rows = await store.query_rows(sql, params)

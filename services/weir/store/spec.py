@@ -27,6 +27,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("channel", "LowCardinality(String)"),
     ("campaign_id", "String"),
     ("user_id", "String"),
+    ("user_uid", "UInt32"),  # the user's dense id (`store/users.py`), what the rollups count
     ("timestamp", "DateTime('UTC')"),
     ("tags", "Array(String)"),
     ("metadata", "String"),
@@ -67,7 +68,11 @@ class ExtraColumn:
 
 @dataclass(frozen=True)
 class Rollup:
-    """Pre-aggregated counts and user states per (event_name, *dimensions, bucket)."""
+    """Pre-aggregated counts and user bitmaps per (event_name, *dimensions, bucket).
+
+    The `_bitmap` suffix names the representation: `groupBitmap` states of dense user ids. Rollups
+    of the previous representation (`uniqExact` states of user_id strings, same names without the
+    suffix) are left in place by migrations and no longer read (`LEGACY_USERS_TYPE`)."""
 
     granularity: Granularity
     dimensions: tuple[str, ...] = ("channel",)
@@ -82,8 +87,11 @@ class Rollup:
 
     def table_name(self, raw_table: str) -> str:
         dims = "_".join(self.dimensions) if self.dimensions else "event"
-        return f"{raw_table}_{self.granularity}_by_{dims}"
+        return f"{raw_table}_{self.granularity}_by_{dims}_bitmap"
 
+
+# The users column of a rollup made before dense ids: kept, no longer read or fed by new code.
+LEGACY_USERS_TYPE = "AggregateFunction(uniqExact, String)"
 
 DEFAULT_ROLLUPS: tuple[Rollup, ...] = (Rollup("hour", ("channel",)), Rollup("day", ("channel",)))
 
@@ -129,6 +137,24 @@ class TableSpec:
     def raw_ref(self) -> str:
         """`database.table` that queries and inserts address (Distributed table on a cluster)."""
         return f"{self.database}.{self.table}"
+
+    @property
+    def users_table(self) -> str:
+        """Claims of dense user ids: (user_id, uid); the earliest claim of a user wins."""
+        return f"{self.table}_users"
+
+    @property
+    def ranges_table(self) -> str:
+        """Leases of uid slots: (slot, owner); the earliest lease of a slot wins."""
+        return f"{self.table}_user_ranges"
+
+    @property
+    def users_ref(self) -> str:
+        return f"{self.database}.{self.users_table}"
+
+    @property
+    def ranges_ref(self) -> str:
+        return f"{self.database}.{self.ranges_table}"
 
     def rollup_ref(self, rollup: Rollup) -> str:
         return f"{self.database}.{rollup.table_name(self.table)}"

@@ -1,0 +1,62 @@
+"""Rebuild rollup rows from the raw table: the one place that knows every rollup's rows.
+
+For whatever changes raw rows after they were counted: the user-id backfill of a migration, a
+user's erasure (delete the user's raw rows, then rebuild the hours they had events in). Each
+rollup's rows of the buckets covering `hours` are deleted and recomputed from the raw table.
+
+Exact when no event of those buckets is inserted while the rebuild runs (the delete and the
+re-insert are two statements; ClickHouse has no transaction around them): rebuild past buckets,
+or pause the consumers first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from weir.store import ddl
+from weir.store.base import Store
+from weir.store.spec import Rollup, TableSpec
+
+_SECONDS = {"hour": 3600, "day": 86400}
+_BUCKETS_PER_STATEMENT = 1000
+
+
+def _buckets(rollup: Rollup, hours: Collection[int]) -> list[int]:
+    size = _SECONDS[rollup.granularity]
+    return sorted({hour - hour % size for hour in hours})
+
+
+async def rebuild_rollups(store: Store, spec: TableSpec, hours: Collection[int]) -> None:
+    """Recompute every rollup of `spec` for the buckets holding `hours` (unix seconds, any
+    second within each hour) from the raw table as it is now."""
+    for rollup in spec.rollups:
+        buckets = _buckets(rollup, hours)
+        table = f"{spec.database}.{ddl.physical(spec, rollup.table_name(spec.table))}"
+        for start in range(0, len(buckets), _BUCKETS_PER_STATEMENT):
+            chunk = buckets[start : start + _BUCKETS_PER_STATEMENT]
+            listed = ", ".join(f"toDateTime({b}, 'UTC')" for b in chunk)
+            await store.command(
+                f"ALTER TABLE {table} DELETE WHERE bucket IN ({listed})", {"mutations_sync": 2}
+            )
+            span = (
+                f"timestamp >= toDateTime({chunk[0]}, 'UTC') AND timestamp < toDateTime("
+                f"{chunk[-1] + _SECONDS[rollup.granularity]}, 'UTC')"
+            )
+            await store.command(
+                f"INSERT INTO {table}\n{ddl.rollup_select(spec, rollup)}\n"
+                f"WHERE {span} AND {ddl.bucket_expr(rollup)} IN ({listed})\n"
+                f"GROUP BY {ddl.rollup_group_keys(rollup)}"
+            )
+
+
+async def hours_counted_without_ids(store: Store, spec: TableSpec) -> set[int]:
+    """Hours some rollup counted a row of before it had a dense id (uid 0 in its bitmap)."""
+    hours: set[int] = set()
+    for rollup in spec.rollups:
+        rows = await store.query_rows(
+            f"SELECT DISTINCT toUInt32(bucket) FROM {spec.rollup_ref(rollup)} "
+            "WHERE bitmapContains(users, toUInt32(0))"
+        )
+        size = _SECONDS[rollup.granularity]
+        hours.update(h for (bucket,) in rows for h in range(int(bucket), int(bucket) + size, 3600))
+    return hours
