@@ -46,7 +46,7 @@ async def test_create_then_idempotent(chdb_store: Store, database: str) -> None:
     assert first.rows == 0
     found = await tables_in(store, database)
     assert "device_os" in found["events"]
-    assert "events_hour_by_channel" in found
+    assert "events_hour_by_channel_bitmap" in found
     second = await reconcile_table(store, table(database))
     assert second.applied == () and second.condition.message.endswith("no changes")
 
@@ -70,10 +70,10 @@ async def test_additive_changes_applied_in_place(chdb_store: Store, database: st
     assert not outcome.refused and len(outcome.applied) >= 3
     found = await tables_in(store, database)
     assert found["events"]["plan"] == "String"
-    assert "events_day_by_campaign_id_plan" in found
+    assert "events_day_by_campaign_id_plan_bitmap" in found
     assert outcome.rows == 1
     backfilled = await store.query_rows(
-        f"SELECT countMerge(total) FROM {database}.events_day_by_campaign_id_plan"
+        f"SELECT countMerge(total) FROM {database}.events_day_by_campaign_id_plan_bitmap"
     )
     assert backfilled[0][0] == 1, "the new rollup is backfilled from the raw table"
 
