@@ -7,6 +7,9 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: a virtualenv with the dependencies, then the project (editable, so /app is the code) ---
 FROM ${PYTHON_IMAGE} AS build
+# Extra pip flags: scripts/cluster/image.sh builds offline from a wheel directory
+# ("--no-index --find-links /wheels").
+ARG PIP_INSTALL_FLAGS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
@@ -18,14 +21,14 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > /tmp/requirements.txt
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r /tmp/requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip pip install -r /tmp/requirements.txt ${PIP_INSTALL_FLAGS}
 
 # The code. An editable install puts /app/services and /app/operator on sys.path (a .pth file) and
 # creates the `weir` console script; syncing new code into /app is then all a code change needs.
 COPY README.md ./
 COPY services/ services/
 COPY operator/ operator/
-RUN --mount=type=cache,target=/root/.cache/pip pip install --no-deps -e . \
+RUN --mount=type=cache,target=/root/.cache/pip pip install --no-deps -e . ${PIP_INSTALL_FLAGS} \
  && python -m compileall -q services operator
 
 # --- runtime: no compilers, no pip cache, non-root ---

@@ -1,5 +1,5 @@
 # The two commands README.md opens with: `make dev` and `make test`. Each does its own setup.
-.PHONY: dev test setup lint typecheck unit kafka-start kafka-stop bench clean loadtest loadtest-quick
+.PHONY: dev test setup lint typecheck unit kafka-start kafka-stop bench clean loadtest loadtest-quick cluster-up cluster-down
 
 VENV := .venv/bin
 
@@ -10,12 +10,14 @@ setup:
 dev: setup
 	$(VENV)/weir dev
 
-## Install everything the suite needs (venv, Kafka jars, helm, kubeconform, etcd + kube-apiserver)
-## and run it.
+## Install everything the suite needs (venv, Kafka jars, helm, kubeconform, etcd + kube-apiserver,
+## the one-node cluster's packages and builds) and run it.
 test: setup
 	scripts/kafka.sh fetch
 	scripts/tools.sh
 	scripts/kube-apiserver.sh build
+	scripts/cluster.sh deps
+	scripts/cluster/build.sh all
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
@@ -31,6 +33,13 @@ kafka-start:
 
 kafka-stop:
 	scripts/kafka.sh stop
+
+## The one-node Kubernetes cluster of tests/cluster/ (scripts/cluster.sh), by hand.
+cluster-up:
+	scripts/cluster.sh up
+
+cluster-down:
+	scripts/cluster.sh down
 
 ## Load test of POST /events, issue 10's profile (7 min 45 s; not part of `make test`): builds the
 ## generator once (scripts/loadtest/), starts a broker and `weir api`, prints the summary and writes

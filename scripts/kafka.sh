@@ -13,6 +13,8 @@
 #                              outside the clone so that every clone on the machine reuses it
 #   WEIR_KAFKA_HOME            jar cache (default $WEIR_CACHE_DIR/kafka-<kafka.version in pom.xml>);
 #                              jars in $WEIR_KAFKA_HOME/lib
+#   WEIR_KAFKA_HOST            address both listeners bind and the broker advertises (default
+#                              127.0.0.1; scripts/cluster.sh uses its node address, for pods)
 #   WEIR_KAFKA_PORT            client listener port (default 9092)
 #   WEIR_KAFKA_CONTROLLER_PORT controller listener port (default client port + 1)
 #   WEIR_KAFKA_DATA_DIR        log dirs, config, pid and server log (default
@@ -28,6 +30,7 @@ KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM
 CACHE_ROOT="${WEIR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weir}"
 KAFKA_HOME="${WEIR_KAFKA_HOME:-$CACHE_ROOT/kafka-${KAFKA_VERSION:?no kafka.version in $POM}}"
 LIB_DIR="$KAFKA_HOME/lib"
+HOST="${WEIR_KAFKA_HOST:-127.0.0.1}"
 PORT="${WEIR_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${WEIR_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 DATA_DIR="${WEIR_KAFKA_DATA_DIR:-$CACHE_ROOT/run/kafka-$PORT}"
@@ -88,16 +91,16 @@ running_pid() {
     echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 write_config() {
     mkdir -p "$DATA_DIR/logs" "$DATA_DIR/kraft"
     cat >"$DATA_DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -168,7 +171,7 @@ format_storage() {
 
 start() {
     if pid="$(running_pid)"; then
-        log "already running (pid $pid) on 127.0.0.1:$PORT"
+        log "already running (pid $pid) on $HOST:$PORT"
         return 0
     fi
     command -v java >/dev/null || die "java not found (install a JDK 17+)"
@@ -200,7 +203,7 @@ start() {
         fi
         sleep 0.2
     done
-    log "ready (pid $pid) on 127.0.0.1:$PORT, data in $DATA_DIR"
+    log "ready (pid $pid) on $HOST:$PORT, data in $DATA_DIR"
 }
 
 stop() {
@@ -225,7 +228,7 @@ stop() {
 status() {
     local pid
     if pid="$(running_pid)"; then
-        echo "running pid=$pid bootstrap=127.0.0.1:$PORT data=$DATA_DIR"
+        echo "running pid=$pid bootstrap=$HOST:$PORT data=$DATA_DIR"
     else
         echo "stopped"
         return 1

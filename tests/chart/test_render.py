@@ -19,6 +19,7 @@ def test_ci_value_sets_exist() -> None:
         "minimal-external-values.yaml",
         "full-in-cluster-values.yaml",
         "keda-off-values.yaml",
+        "one-node-cluster-values.yaml",
     }
 
 

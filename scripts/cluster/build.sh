@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Cached builds for the one-node test cluster (scripts/cluster.sh), each once per machine, outside
+# the clone in $WEIR_CACHE_DIR/<what>-<version>/, under a lock so that concurrent clones wait for
+# one build and reuse it:
+#
+#   scripts/cluster/build.sh node      kubelet, kube-controller-manager, kube-scheduler, kube-proxy
+#   scripts/cluster/build.sh coredns   CoreDNS with the plugins a cluster DNS needs (Go)
+#   scripts/cluster/build.sh pause     the pause image (pause.c of the same k8s.io/kubernetes)
+#   scripts/cluster/build.sh base      a Debian bookworm root filesystem with python3 (debootstrap)
+#   scripts/cluster/build.sh crds      the upstream CRDs: KEDA, ServiceMonitor, Strimzi
+#   scripts/cluster/build.sh all       all of the above (default)
+#   scripts/cluster/build.sh paths     print `export` lines naming every build
+#
+# The Kubernetes binaries come from the same k8s.io/kubernetes module version, wrapper module and
+# Go caches as scripts/kube-apiserver.sh, so the apiserver the operator tests use and the node
+# here are one release.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/cluster/common.sh
+source "$HERE/common.sh"
+
+log() { echo "cluster/build.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Run "$2..." once under the lock $1 unless the build is already there ($BUILT_TEST).
+locked() { # lockname command...
+    mkdir -p "$CACHE_ROOT"
+    local lock="$CACHE_ROOT/.$1.lock"
+    shift
+    (
+        exec 9>"$lock"
+        flock 9
+        "$@"
+    )
+}
+
+# --- kubelet, kube-controller-manager, kube-scheduler --------------------------------------------
+NODE_CMDS=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+node_built() {
+    local cmd
+    for cmd in "${NODE_CMDS[@]}"; do [[ -x "$NODE_BIN/$cmd" ]] || return 1; done
+}
+
+build_node() {
+    node_built && return 0
+    locked "kube-node-$KUBE_VERSION" compile_node
+}
+
+# The wrapper module of scripts/kube-apiserver.sh: k8s.io/kubernetes replaces every staging module
+# with a local path; the published k8s.io/* v0.X.Y are those directories, so map them.
+write_wrapper_module() { # dir module-name
+    local src="$1" staging_version="v0.${KUBE_VERSION#v1.}" kube_gomod
+    mkdir -p "$src"
+    kube_gomod="$(kube_module_file GoMod)"
+    [[ -f "$kube_gomod" ]] || die "could not fetch k8s.io/kubernetes@$KUBE_VERSION go.mod"
+    {
+        echo "module $2"
+        echo
+        echo "go $(sed -n 's/^go \([0-9.]*\).*/\1/p' "$kube_gomod")"
+        echo
+        echo "require k8s.io/kubernetes $KUBE_VERSION"
+        echo
+        echo "replace ("
+        sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\t\1 => \1 '"$staging_version"'#p' \
+            "$kube_gomod"
+        echo ")"
+    } >"$src/go.mod"
+}
+
+# A field (GoMod, Dir) of `go mod download -json k8s.io/kubernetes@<version>`.
+kube_module_file() {
+    mkdir -p "$CACHE_ROOT/go"
+    (cd "$CACHE_ROOT/go" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION") \
+        | sed -n 's/.*"'"$1"'": "\(.*\)",*/\1/p'
+}
+
+compile_node() {
+    node_built && return 0
+    command -v go >/dev/null || die "go not found"
+    local src="$NODE_HOME/src" cmd
+    log "building ${NODE_CMDS[*]} $KUBE_VERSION (cold: ~5-15 min on 2 cores)"
+    write_wrapper_module "$src" weir.local/kube-node
+    mkdir -p "$NODE_BIN"
+    local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+    ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
+    ldflags+=" -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION")"
+    (cd "$src" && go get "k8s.io/kubernetes/cmd/kubelet@$KUBE_VERSION")
+    for cmd in "${NODE_CMDS[@]}"; do
+        [[ -x "$NODE_BIN/$cmd" ]] && continue
+        (cd "$src" && nice go build -trimpath -ldflags "$ldflags" -o "$NODE_BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+        mv "$NODE_BIN/$cmd.tmp" "$NODE_BIN/$cmd"
+        log "built $NODE_BIN/$cmd"
+    done
+}
+
+# --- CoreDNS ---------------------------------------------------------------------------------------
+# CoreDNS's own main links every plugin (cloud DNS providers included); a cluster DNS needs few.
+# CoreDNS documents exactly this: a main that imports the wanted plugins and sets the directives.
+build_coredns() {
+    [[ -x "$COREDNS_BIN" ]] && return 0
+    locked "coredns-$COREDNS_VERSION" compile_coredns
+}
+
+compile_coredns() {
+    [[ -x "$COREDNS_BIN" ]] && return 0
+    local src="$COREDNS_HOME/src"
+    mkdir -p "$src"
+    cat >"$src/main.go" <<'GO'
+// CoreDNS with the plugins of a cluster DNS only (scripts/cluster/build.sh).
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/ready"
+	_ "github.com/coredns/coredns/plugin/errors"
+)
+
+func init() {
+	dnsserver.Directives = []string{"errors", "log", "health", "ready", "loadbalance", "kubernetes"}
+}
+
+func main() { coremain.Run() }
+GO
+    printf 'module weir.local/coredns\n\ngo 1.24\n' >"$src/go.mod"
+    log "building CoreDNS $COREDNS_VERSION (cold: ~3-6 min)"
+    (cd "$src" && go get "github.com/coredns/coredns@$COREDNS_VERSION" && go mod tidy \
+        && nice go build -trimpath -ldflags "-s -w" -o "$COREDNS_BIN.tmp" .)
+    mv "$COREDNS_BIN.tmp" "$COREDNS_BIN"
+    log "built $COREDNS_BIN"
+}
+
+# --- pause ---------------------------------------------------------------------------------------
+build_pause() {
+    [[ -f "$PAUSE_TAR" ]] && return 0
+    locked "pause-$KUBE_VERSION" compile_pause
+}
+
+compile_pause() {
+    [[ -f "$PAUSE_TAR" ]] && return 0
+    local dir pause_c root
+    dir="$(kube_module_file Dir)"
+    pause_c="$dir/build/pause/linux/pause.c"
+    [[ -f "$pause_c" ]] || die "no $pause_c"
+    mkdir -p "$PAUSE_HOME"
+    root="$(mktemp -d "$PAUSE_HOME/.root.XXXXXX")"
+    gcc -Os -static -DVERSION="$KUBE_VERSION" -o "$root/pause" "$pause_c"
+    strip "$root/pause"
+    oci_image_from_dir "$root" "$PAUSE_IMAGE" '["/pause"]' "$PAUSE_TAR"
+    rm -rf "$root"
+    log "built $PAUSE_TAR"
+}
+
+# An OCI image archive (for `ctr images import`) of one layer: the directory $1, named $2.
+oci_image_from_dir() { # dir image-ref entrypoint-json out.tar
+    python3 "$HERE/oci_archive.py" "$@"
+}
+
+# --- Debian base -----------------------------------------------------------------------------------
+build_base() {
+    [[ -f "$BASE_TAR" ]] && return 0
+    locked "debian-base-$BASE_SUITE" bootstrap_base
+}
+
+bootstrap_base() {
+    [[ -f "$BASE_TAR" ]] && return 0
+    command -v debootstrap >/dev/null || die "debootstrap not installed (scripts/cluster.sh deps)"
+    mkdir -p "$BASE_HOME"
+    local root mirror
+    root="$(mktemp -d "$BASE_HOME/.root.XXXXXX")"
+    # The machine's own apt source, so that this works wherever apt does.
+    mirror="$(apt_mirror)"
+    log "debootstrap $BASE_SUITE from $mirror (cold: ~3 min)"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        "$BASE_SUITE" "$root" "$mirror" >"$BASE_HOME/debootstrap.log" 2>&1 \
+        || { tail -20 "$BASE_HOME/debootstrap.log" >&2; rm -rf "$root"; die "debootstrap failed"; }
+    # Nothing of the build machine's apt state or caches in the image.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    # The Python image names the interpreter `python`; the Dockerfile uses that name.
+    ln -sf python3 "$root/usr/bin/python"
+    oci_image_from_dir "$root" "$BASE_IMAGE" '["/usr/bin/python3"]' "$BASE_TAR"
+    rm -rf "$root"
+    log "built $BASE_TAR"
+}
+
+apt_mirror() {
+    local uri
+    uri="$(sed -n 's/^URIs: *\(http[^ ]*debian\/*\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)"
+    [[ -n "$uri" ]] || uri="$(awk '$1 == "deb" && $2 ~ /debian\/?$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)"
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+# --- upstream CRDs ---------------------------------------------------------------------------------
+build_crds() {
+    [[ -f "$CRDS_HOME/.complete" ]] && return 0
+    locked "upstream-crds" fetch_crds
+}
+
+fetch_crds() {
+    [[ -f "$CRDS_HOME/.complete" ]] && return 0
+    local staging dir jar
+    mkdir -p "$CACHE_ROOT/go"
+    staging="$(mktemp -d "$CACHE_ROOT/.crds.XXXXXX")"
+    # KEDA and prometheus-operator: their Go modules carry the generated CRDs.
+    dir="$(cd "$CACHE_ROOT/go" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
+    cp "$dir"/config/crd/bases/keda.sh_*.yaml "$staging/"
+    dir="$(cd "$CACHE_ROOT/go" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$staging/"
+    # Strimzi: the api module's test jar on Maven Central ships the CRDs it is generated from.
+    jar="$staging/strimzi-api-tests.jar"
+    curl -fsSL -o "$jar" \
+        "${WEIR_MAVEN_REPO:-https://repo.maven.apache.org/maven2}/io/strimzi/api/$STRIMZI_VERSION/api-$STRIMZI_VERSION-tests.jar"
+    # crds/v1beta2/ serves v1beta2 (the chart's version) and v1; crds/v1/ serves only v1.
+    python3 - "$jar" "$staging" <<'PY'
+import sys
+import zipfile
+from pathlib import Path
+
+with zipfile.ZipFile(sys.argv[1]) as jar:
+    for name in jar.namelist():
+        if name.startswith("crds/v1beta2/") and name.endswith(".yaml"):
+            (Path(sys.argv[2]) / f"strimzi_{Path(name).name}").write_bytes(jar.read(name))
+PY
+    rm -f "$jar"
+    touch "$staging/.complete"
+    rm -rf "$CRDS_HOME"
+    mkdir -p "$(dirname "$CRDS_HOME")"
+    mv -T "$staging" "$CRDS_HOME"
+    log "upstream CRDs in $CRDS_HOME"
+}
+
+case "${1:-all}" in
+    node) build_node ;;
+    coredns) build_coredns ;;
+    pause) build_pause ;;
+    base) build_base ;;
+    crds) build_crds ;;
+    all) build_node && build_coredns && build_pause && build_base && build_crds ;;
+    paths) print_paths ;;
+    *) die "usage: $0 node|coredns|pause|base|crds|all|paths" ;;
+esac
