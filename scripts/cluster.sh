@@ -206,7 +206,7 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
 EOF
     cat >"$DIR/Corefile" <<EOF
 .:53 {
-    bind $NODE_IP
+    # Every address of the namespace (its own: nothing else shares port 53 here).
     errors
     health 127.0.0.1:8080
     ready 127.0.0.1:8181

@@ -72,9 +72,7 @@ def test_rolling_update_of_the_api_under_a_trickle_loses_no_event(
     assert accepted > 50, statuses
 
     def counted() -> bool:
-        got = cluster.run(
-            "curl", "-sf", f"{url}/metrics?event_name={name}", check=False
-        ).stdout
+        got = cluster.run("curl", "-sf", f"{url}/metrics?event_name={name}", check=False).stdout
         return bool(got) and json.loads(got).get("total_events") == accepted
 
     cluster.wait_for(f"{accepted} events counted by /metrics", counted, timeout=120)
