@@ -9,9 +9,7 @@
 #   scripts/kube-apiserver.sh status   exit 0 when running; prints the kubeconfig path
 #   scripts/kube-apiserver.sh kubeconfig   print the kubeconfig path
 #
-# k8s.io/kubernetes is not meant to be used as a module: its go.mod replaces every k8s.io/*
-# staging module with a local path. A wrapper module maps those replaces to the published
-# k8s.io/* v0.X.Y versions, which is exactly what the staging directories are released as.
+# k8s.io/kubernetes is built through a wrapper module (scripts/kube-module.sh).
 #
 # Environment (all optional):
 #   WEIR_KUBE_VERSION   Kubernetes version (default v1.33.13; kubectl here is 1.32, skew 1)
@@ -25,6 +23,8 @@
 #                       WEIR_KUBE_ETCD_PEER_PORT (etcd port + 1)
 #   Per server (etcd data, certs, kubeconfig, logs): $WEIR_CACHE_DIR/run/kube-apiserver-<port>
 set -euo pipefail
+# shellcheck source=scripts/kube-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kube-module.sh"
 
 KUBE_VERSION="${WEIR_KUBE_VERSION:-v1.33.13}"
 CACHE_ROOT="${WEIR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weir}"
@@ -66,31 +66,15 @@ adopt_legacy_copy() {
 
 compile() {
     command -v go >/dev/null || die "go not found"
-    local src="$KUBE_HOME/src" staging_version kube_gomod
-    staging_version="v0.${KUBE_VERSION#v1.}"
+    local src="$KUBE_HOME/src" kube_gomod
     mkdir -p "$src" "$KUBE_HOME/bin"
     log "building kube-apiserver $KUBE_VERSION (cold: ~15-25 min on 2 cores)"
     kube_gomod="$(cd "$src" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
         | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
     [[ -f "$kube_gomod" ]] || die "could not fetch k8s.io/kubernetes@$KUBE_VERSION go.mod"
-    {
-        echo "module weir.local/kube-apiserver"
-        echo
-        echo "go $(sed -n 's/^go \([0-9.]*\).*/\1/p' "$kube_gomod")"
-        echo
-        echo "require k8s.io/kubernetes $KUBE_VERSION"
-        echo
-        echo "replace ("
-        # `k8s.io/api => ./staging/src/k8s.io/api`  ->  `k8s.io/api => k8s.io/api v0.33.13`
-        sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\t\1 => \1 '"$staging_version"'#p' \
-            "$kube_gomod"
-        echo ")"
-    } >"$src/go.mod"
-    local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
-    ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
-    ldflags+=" -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION")"
+    kube_wrapper_module "$src" weir.local/kube-apiserver "$KUBE_VERSION" "$kube_gomod"
     (cd "$src" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
-        && nice go build -trimpath -ldflags "$ldflags" -o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+        && nice go build -trimpath -ldflags "$(kube_ldflags "$KUBE_VERSION")" -o "$BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
     mv "$BIN.tmp" "$BIN"
     log "built $BIN"
 }

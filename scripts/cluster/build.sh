@@ -19,6 +19,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/cluster/common.sh
 source "$HERE/common.sh"
+# shellcheck source=scripts/kube-module.sh
+source "$HERE/../kube-module.sh"
 
 log() { echo "cluster/build.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -47,27 +49,6 @@ build_node() {
     locked "kube-node-$KUBE_VERSION" compile_node
 }
 
-# The wrapper module of scripts/kube-apiserver.sh: k8s.io/kubernetes replaces every staging module
-# with a local path; the published k8s.io/* v0.X.Y are those directories, so map them.
-write_wrapper_module() { # dir module-name
-    local src="$1" staging_version="v0.${KUBE_VERSION#v1.}" kube_gomod
-    mkdir -p "$src"
-    kube_gomod="$(kube_module_file GoMod)"
-    [[ -f "$kube_gomod" ]] || die "could not fetch k8s.io/kubernetes@$KUBE_VERSION go.mod"
-    {
-        echo "module $2"
-        echo
-        echo "go $(sed -n 's/^go \([0-9.]*\).*/\1/p' "$kube_gomod")"
-        echo
-        echo "require k8s.io/kubernetes $KUBE_VERSION"
-        echo
-        echo "replace ("
-        sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/k8s.io/.*#\t\1 => \1 '"$staging_version"'#p' \
-            "$kube_gomod"
-        echo ")"
-    } >"$src/go.mod"
-}
-
 # A field (GoMod, Dir) of `go mod download -json k8s.io/kubernetes@<version>`.
 kube_module_file() {
     mkdir -p "$CACHE_ROOT/go"
@@ -79,12 +60,11 @@ compile_node() {
     node_built && return 0
     command -v go >/dev/null || die "go not found"
     local src="$NODE_HOME/src" cmd
-    log "building ${NODE_CMDS[*]} $KUBE_VERSION (cold: ~5-15 min on 2 cores)"
-    write_wrapper_module "$src" weir.local/kube-node
+    log "building ${NODE_CMDS[*]} $KUBE_VERSION (cold: ~20 min of CPU; 10-55 min on 2 shared cores)"
+    kube_wrapper_module "$src" weir.local/kube-node "$KUBE_VERSION" "$(kube_module_file GoMod)"
     mkdir -p "$NODE_BIN"
-    local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
-    ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
-    ldflags+=" -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION")"
+    local ldflags
+    ldflags="$(kube_ldflags "$KUBE_VERSION")"
     (cd "$src" && go get "k8s.io/kubernetes/cmd/kubelet@$KUBE_VERSION")
     for cmd in "${NODE_CMDS[@]}"; do
         [[ -x "$NODE_BIN/$cmd" ]] && continue

@@ -9,6 +9,7 @@ Every request must be answered 202, and /metrics must count exactly the accepted
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -49,7 +50,7 @@ def test_rolling_update_of_the_api_under_a_trickle_loses_no_event(
     stop = tmp_path / "stop"
     sender = subprocess.Popen(
         [str(SCRIPTS / "cluster.sh"), "exec", "python3", "-c", SENDER, url, name, str(stop)],
-        env={"WEIR_CLUSTER_NAME": NAME, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        env=os.environ | {"WEIR_CLUSTER_NAME": NAME},
         stdout=subprocess.PIPE,
         text=True,
     )
