@@ -1,9 +1,9 @@
 """A real one-node Kubernetes cluster (scripts/cluster.sh) with Weir installed by its chart.
 
-Session fixtures, in the order they come up:
+Package fixtures (torn down when tests/cluster is done), in the order they come up:
   `cluster`        containerd + kubelet + control plane in a network namespace of its own; torn
                    down (every process, cgroup, mount, iptables rule and kernel setting) at the
-                   end of the session, also when a test failed
+                   end of tests/cluster, also when a test failed
   `weir_image`     the Dockerfile built offline FROM the debootstrap base, imported into containerd
   `cluster_kafka`  a real broker (scripts/kafka.sh) at the node's address, reachable from pods
   `cluster_clickhouse`  the chDB HTTP harness at the node's address: the external ClickHouse
@@ -112,7 +112,7 @@ def _cluster_script(*args: str, timeout: float) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     lock_path = CACHE_ROOT / "run" / f".cluster-{NAME}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def cluster() -> Iterator[Cluster]:
             _cluster_script("down", timeout=300)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def weir_image(cluster: Cluster) -> str:
     started = time.monotonic()
     ref, archive = subprocess.run(
@@ -147,7 +147,7 @@ def weir_image(cluster: Cluster) -> str:
     return ref
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         "WEIR_KAFKA_HOST": NODE_IP,
@@ -162,7 +162,7 @@ def cluster_kafka(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
         cluster.run("env", *settings, str(SCRIPTS / "kafka.sh"), "stop", timeout=90, check=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_clickhouse(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("cluster-chdb")
     log = (data_dir / "shim.log").open("wb")
@@ -203,7 +203,7 @@ def cluster_clickhouse(cluster: Cluster, tmp_path_factory: pytest.TempPathFactor
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def weir_release(
     cluster: Cluster, weir_image: str, cluster_kafka: str, cluster_clickhouse: str
 ) -> str:
