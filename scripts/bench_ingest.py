@@ -369,7 +369,8 @@ async def bench(
     with baseline_worktree(args.baseline, work) as tree:
         targets = []
         if tree is not None:
-            targets.append(Target("baseline", baseline_pythonpath(tree), tree, 1))
+            # Same worker count: a revision from before WEIR_API_WORKERS ignores it.
+            targets.append(Target("baseline", baseline_pythonpath(tree), tree, args.workers))
         targets.append(Target("current", None, REPO_ROOT, args.workers))
         with clickhouse_shim(work / "chdb") as url:
             for target in targets:
