@@ -161,3 +161,23 @@ def baseline_worktree(ref: str | None, work: Path) -> Iterator[Path | None]:
 def baseline_pythonpath(tree: Path) -> str:
     """PYTHONPATH that makes this venv import the baseline tree's packages instead of ours."""
     return f"{tree / 'services'}{os.pathsep}{tree / 'operator'}"
+
+
+def alternate_runs(
+    script: str, child_args: list[str], tree: Path, rounds: int, work: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Run `script` as a child `rounds` times per target, baseline (the revision checked out at
+    `tree`) and current alternating, each writing its JSON report; returns the reports."""
+    import sys
+
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
+    for round_number in range(rounds):
+        for target in runs:
+            out = work / f"{target}-{round_number}.json"
+            env = dict(os.environ)
+            if target == "baseline":
+                env["PYTHONPATH"] = baseline_pythonpath(tree)
+            command = [sys.executable, script, *child_args, "--out", str(out)]
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            runs[target].append(json.loads(out.read_text()))
+    return runs

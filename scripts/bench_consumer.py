@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -31,7 +27,7 @@ from typing import Any
 
 from bench_common import (
     CORES_NOTE,
-    baseline_pythonpath,
+    alternate_runs,
     baseline_worktree,
     create_topic,
     event_payload,
@@ -236,23 +232,14 @@ COMPARED = ("pipeline_events_per_s_wall", "pipeline_events_per_cpu_s")
 
 def compare(args: argparse.Namespace, work: Path) -> None:
     """Alternate baseline and working tree, each a child run of this script on one broker."""
-    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
     with (
         kafka_broker(work / "kafka") as (bootstrap, _pid),
         baseline_worktree(args.baseline, work) as tree,
     ):
         assert tree is not None
-        for round_number in range(args.rounds):
-            for target in runs:
-                out = work / f"{target}-{round_number}.json"
-                env = dict(os.environ)
-                if target == "baseline":
-                    env["PYTHONPATH"] = baseline_pythonpath(tree)
-                command = [sys.executable, __file__, "--events", str(args.events)]
-                command += ["--partitions", str(args.partitions), "--batch", str(args.batch)]
-                command += ["--bootstrap", bootstrap, "--out", str(out)]
-                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-                runs[target].append(json.loads(out.read_text()))
+        child = ["--events", str(args.events), "--partitions", str(args.partitions)]
+        child += ["--batch", str(args.batch), "--bootstrap", bootstrap]
+        runs = alternate_runs(__file__, child, tree, args.rounds, work)
     medians = {
         target: {key: statistics.median(run[key] for run in done) for key in COMPARED}
         for target, done in runs.items()

@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +26,7 @@ from typing import Any
 import uvloop
 from bench_common import (
     CORES_NOTE,
-    baseline_pythonpath,
+    alternate_runs,
     baseline_worktree,
     create_topic,
     kafka_broker,
@@ -69,23 +66,14 @@ async def measure(bootstrap: str, sends: int, concurrency: int, partitions: int)
 
 
 def compare(args: argparse.Namespace, work: Path) -> None:
-    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
     with (
         kafka_broker(work / "kafka") as (bootstrap, _pid),
         baseline_worktree(args.baseline, work) as tree,
     ):
         assert tree is not None
-        for round_number in range(args.rounds):
-            for target in runs:
-                out = work / f"{target}-{round_number}.json"
-                env = dict(os.environ)
-                if target == "baseline":
-                    env["PYTHONPATH"] = baseline_pythonpath(tree)
-                command = [sys.executable, __file__, "--sends", str(args.sends)]
-                command += ["--concurrency", str(args.concurrency), "--bootstrap", bootstrap]
-                command += ["--partitions", str(args.partitions), "--out", str(out)]
-                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-                runs[target].append(json.loads(out.read_text()))
+        child = ["--sends", str(args.sends), "--concurrency", str(args.concurrency)]
+        child += ["--partitions", str(args.partitions), "--bootstrap", bootstrap]
+        runs = alternate_runs(__file__, child, tree, args.rounds, work)
     keys = ("sends_per_s", "cpu_us_per_send")
     medians = {
         t: {k: statistics.median(r[k] for r in done) for k in keys} for t, done in runs.items()
