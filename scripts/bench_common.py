@@ -163,21 +163,48 @@ def baseline_pythonpath(tree: Path) -> str:
     return f"{tree / 'services'}{os.pathsep}{tree / 'operator'}"
 
 
-def alternate_runs(
-    script: str, child_args: list[str], tree: Path, rounds: int, work: Path
-) -> dict[str, list[dict[str, Any]]]:
-    """Run `script` as a child `rounds` times per target, baseline (the revision checked out at
-    `tree`) and current alternating, each writing its JSON report; returns the reports."""
+def compare_with_baseline(
+    script: str,
+    child_args: list[str],
+    baseline: str,
+    rounds: int,
+    work: Path,
+    columns: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """Run `script` as a child `rounds` times per target against one broker, the revision
+    `baseline` (a worktree) and the working tree alternating, so the machine's noise hits both
+    alike; print the median of each `(key, label, format)` column per target and their ratio.
+    Returns the report: every run's JSON, the medians and the ratios."""
+    import statistics
     import sys
 
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
-    for round_number in range(rounds):
-        for target in runs:
-            out = work / f"{target}-{round_number}.json"
-            env = dict(os.environ)
-            if target == "baseline":
-                env["PYTHONPATH"] = baseline_pythonpath(tree)
-            command = [sys.executable, script, *child_args, "--out", str(out)]
-            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-            runs[target].append(json.loads(out.read_text()))
-    return runs
+    with (
+        kafka_broker(work / "kafka") as (bootstrap, _pid),
+        baseline_worktree(baseline, work) as tree,
+    ):
+        assert tree is not None
+        for round_number in range(rounds):
+            for target in runs:
+                out = work / f"{target}-{round_number}.json"
+                env = dict(os.environ)
+                if target == "baseline":
+                    env["PYTHONPATH"] = baseline_pythonpath(tree)
+                command = [sys.executable, script, *child_args, "--bootstrap", bootstrap]
+                subprocess.run(
+                    [*command, "--out", str(out)], env=env, check=True, stdout=subprocess.DEVNULL
+                )
+                runs[target].append(json.loads(out.read_text()))
+    keys = [key for key, _, _ in columns]
+    medians = {
+        target: {key: statistics.median(run[key] for run in done) for key in keys}
+        for target, done in runs.items()
+    }
+    ratios = {key: medians["current"][key] / medians["baseline"][key] for key in keys}
+    print(CORES_NOTE)
+    print(f"{'target':10}" + "".join(f" {label:>14}" for _, label, _ in columns) + "   (medians)")
+    for target, figures in medians.items():
+        print(f"{target:10}" + "".join(f" {figures[k]:>14{fmt}}" for k, _, fmt in columns))
+    print(f"{'ratio':10}" + "".join(f" {ratios[key]:>13.2f}x" for key in keys))
+    return {"note": CORES_NOTE, "baseline_ref": baseline, "rounds": runs, "medians": medians,
+            "ratios": ratios}  # fmt: skip

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import tempfile
 import time
 import uuid
@@ -27,8 +26,7 @@ from typing import Any
 
 from bench_common import (
     CORES_NOTE,
-    alternate_runs,
-    baseline_worktree,
+    compare_with_baseline,
     create_topic,
     event_payload,
     kafka_broker,
@@ -227,41 +225,22 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-COMPARED = ("pipeline_events_per_s_wall", "pipeline_events_per_cpu_s")
-
-
 def compare(args: argparse.Namespace, work: Path) -> None:
     """Alternate baseline and working tree, each a child run of this script on one broker."""
-    with (
-        kafka_broker(work / "kafka") as (bootstrap, _pid),
-        baseline_worktree(args.baseline, work) as tree,
-    ):
-        assert tree is not None
-        child = ["--events", str(args.events), "--partitions", str(args.partitions)]
-        child += ["--batch", str(args.batch), "--bootstrap", bootstrap]
-        runs = alternate_runs(__file__, child, tree, args.rounds, work)
-    medians = {
-        target: {key: statistics.median(run[key] for run in done) for key in COMPARED}
-        for target, done in runs.items()
-    }
-    print(CORES_NOTE)
     print(f"events={args.events:,} partitions={args.partitions} rounds={args.rounds}")
-    print(f"{'target':10} {'events/s wall':>14} {'events/CPU-s':>13}   (median of the rounds)")
-    for target, figures in medians.items():
-        print(f"{target:10} {figures[COMPARED[0]]:>14,.0f} {figures[COMPARED[1]]:>13,.0f}")
-    ratios = {key: medians["current"][key] / medians["baseline"][key] for key in COMPARED}
-    print(f"{'ratio':10} {ratios[COMPARED[0]]:>13.2f}x {ratios[COMPARED[1]]:>12.2f}x")
-    write_report(
-        args.out,
-        {
-            "note": CORES_NOTE,
-            "baseline_ref": args.baseline,
-            "events": args.events,
-            "rounds": runs,
-            "medians": medians,
-            "ratios": ratios,
-        },
+    child = ["--events", str(args.events), "--partitions", str(args.partitions)]
+    report = compare_with_baseline(
+        __file__,
+        [*child, "--batch", str(args.batch)],
+        args.baseline,
+        args.rounds,
+        work,
+        [
+            ("pipeline_events_per_s_wall", "events/s wall", ",.0f"),
+            ("pipeline_events_per_cpu_s", "events/CPU-s", ",.0f"),
+        ],
     )
+    write_report(args.out, {**report, "events": args.events})
 
 
 async def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
 import uuid
@@ -26,8 +25,7 @@ from typing import Any
 import uvloop
 from bench_common import (
     CORES_NOTE,
-    alternate_runs,
-    baseline_worktree,
+    compare_with_baseline,
     create_topic,
     kafka_broker,
     kafka_settings,
@@ -66,30 +64,17 @@ async def measure(bootstrap: str, sends: int, concurrency: int, partitions: int)
 
 
 def compare(args: argparse.Namespace, work: Path) -> None:
-    with (
-        kafka_broker(work / "kafka") as (bootstrap, _pid),
-        baseline_worktree(args.baseline, work) as tree,
-    ):
-        assert tree is not None
-        child = ["--sends", str(args.sends), "--concurrency", str(args.concurrency)]
-        child += ["--partitions", str(args.partitions), "--bootstrap", bootstrap]
-        runs = alternate_runs(__file__, child, tree, args.rounds, work)
-    keys = ("sends_per_s", "cpu_us_per_send")
-    medians = {
-        t: {k: statistics.median(r[k] for r in done) for k in keys} for t, done in runs.items()
-    }
-    print(CORES_NOTE)
     print(f"sends={args.sends:,} concurrency={args.concurrency} rounds={args.rounds}")
-    print(f"{'target':10} {'sends/s':>9} {'CPU µs/send':>12}   (median of the rounds)")
-    for target, figures in medians.items():
-        print(f"{target:10} {figures['sends_per_s']:>9,.0f} {figures['cpu_us_per_send']:>12.1f}")
-    ratios = {k: medians["current"][k] / medians["baseline"][k] for k in keys}
-    print(f"{'ratio':10} {ratios['sends_per_s']:>8.2f}x {ratios['cpu_us_per_send']:>11.2f}x")
-    write_report(
-        args.out,
-        {"note": CORES_NOTE, "baseline_ref": args.baseline, "rounds": runs, "medians": medians,
-         "ratios": ratios},
-    )  # fmt: skip
+    child = ["--sends", str(args.sends), "--concurrency", str(args.concurrency)]
+    report = compare_with_baseline(
+        __file__,
+        [*child, "--partitions", str(args.partitions)],
+        args.baseline,
+        args.rounds,
+        work,
+        [("sends_per_s", "sends/s", ",.0f"), ("cpu_us_per_send", "CPU µs/send", ".1f")],
+    )
+    write_report(args.out, report)
 
 
 def main() -> None:
