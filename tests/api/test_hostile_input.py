@@ -77,3 +77,59 @@ async def test_every_gzip_member_is_read(
     truncated = gzip.compress(first) + gzip.compress(second)[:-4]
     response = await client.post("/events/batch", content=truncated, headers=GZIP_NDJSON)
     assert response.status_code == 400 and response.json()["error"] == "body: truncated gzip data"
+
+
+def with_metadata(levels: int, **changes: Any) -> bytes:
+    """An event whose metadata nests `levels` deep, written out by hand: the JSON encoders stop
+    at a few hundred levels."""
+    head = orjson.dumps(event(**changes))[:-1]
+    return head + b',"metadata":' + b'{"a":' * (levels - 1) + b"{}" + b"}" * (levels - 1) + b"}"
+
+
+JSON_BODY = {"content-type": "application/json"}
+TOO_DEEP = "metadata: must not nest deeper than 32 levels"
+
+
+async def test_deep_metadata_is_400_naming_the_rule(
+    roomy_client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
+    assert orjson.loads(with_metadata(32))["metadata"] == deep(32)
+    response = await roomy_client.post("/events", content=with_metadata(32), headers=JSON_BODY)
+    assert response.status_code == 202
+    for levels in (33, 254, 255, 300, 1000):  # 254+ failed the encoders, 1,000 the decoder
+        response = await roomy_client.post(
+            "/events", content=with_metadata(levels), headers=JSON_BODY
+        )
+        assert response.status_code == 400, levels
+        assert response.json()["error"] == TOO_DEEP
+    beyond = await roomy_client.post("/events", content=with_metadata(5000), headers=JSON_BODY)
+    assert beyond.status_code == 400  # beyond the JSON parser's 1,024 levels: the body's error
+    assert "depth limit exceeded" in beyond.json()["error"]
+    tags = orjson.dumps(event())[:-1] + b',"tags":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    response = await roomy_client.post("/events", content=tags, headers=JSON_BODY)
+    assert response.status_code == 400 and response.json()["error"].startswith("tags.0: ")
+    assert len(producer.sent) == 1
+
+
+async def test_a_deep_item_of_a_batch_is_refused_alone(
+    roomy_client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
+    items = [orjson.dumps(event(user_id="ok"))] + [
+        with_metadata(levels, user_id=f"deep-{levels}") for levels in (33, 300, 1000)
+    ]
+    array = await roomy_client.post(
+        "/events/batch", content=b"[" + b",".join(items) + b"]", headers=JSON_BODY
+    )
+    lines = await roomy_client.post(
+        "/events/batch",
+        content=b"\n".join([*items, with_metadata(5000)]),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    for response, refused in ((array, 3), (lines, 4)):
+        assert response.status_code == 207
+        body = response.json()
+        assert body["accepted"] == 1 and body["rejected"] == refused
+        assert body["results"][0]["status"] == "accepted"
+        assert [r["error"] for r in body["results"][1:4]] == [TOO_DEEP] * 3
+    assert "depth limit exceeded" in lines.json()["results"][4]["error"]
+    assert len(producer.sent) == 2

@@ -14,6 +14,7 @@ from weir.core.event import (
     TimeWindow,
     accept_all_fast,
     accept_fast,
+    nests_deeper,
     validate_event,
 )
 
@@ -30,6 +31,14 @@ def event(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return {k: v for k, v in body.items() if v is not ...}
+
+
+def nested(levels: int, inner: object = None) -> Any:
+    """An object `levels` deep, objects and arrays alternating, `inner` at the bottom."""
+    value: Any = {} if inner is None else {"v": inner}
+    for wrap in range(levels - 1):
+        value = {"k": value} if (levels - wrap) % 2 == 0 else [value]
+    return value
 
 
 def error_of(payload: object) -> str:
@@ -69,6 +78,8 @@ def test_a_valid_event_passes_with_defaults() -> None:
         ({"tags": [1]}, "tags.0: input should be a valid string"),
         ({"tags": "a"}, "tags: input should be a valid list"),
         ({"metadata": [1]}, "metadata: input should be a valid dictionary"),
+        ({"metadata": nested(33)}, "metadata: must not nest deeper than 32 levels"),
+        ({"metadata": {"a": 1, "b": nested(32)}}, "metadata: must not nest deeper than 32"),
         ({"event_id": ""}, "event_id: string should have at least 1 character"),
         ({"event_id": "e" * 129}, "event_id: string should have at most 128 characters"),
         ({"colour": "red"}, "colour: is not a known field (allowed: event_name"),
@@ -155,6 +166,9 @@ AGREEMENT_CASES: list[object] = [
     event(tags="a"),
     event(tags=[1]),
     event(metadata=[]),
+    event(metadata=nested(32, inner=1)),
+    event(metadata=nested(33)),
+    event(metadata={"wide": [nested(31)] * 50}),
     orjson.dumps(event()).replace(b"}", b',"metadata":{"big":1180591620717411303424}}'),
     event(extra=1),
     event(event_id=""),
@@ -182,6 +196,25 @@ def test_fast_acceptance_agrees_with_the_contract(payload: object) -> None:
         return
     assert fast == contract
     assert batch == (None if contract is None else [contract, contract])
+
+
+def test_nesting_is_measured_in_objects_and_arrays() -> None:
+    for levels in (1, 2, 5, 32):
+        assert isinstance(nested(levels), dict)
+        validate_event(event(metadata=nested(levels)), WINDOW)
+        assert nests_deeper(nested(levels), levels - 1)
+        assert not nests_deeper(nested(levels), levels)
+    assert not nests_deeper("text", 0) and not nests_deeper({"a": "b" * 100}, 1)
+
+
+def test_a_stream_value_too_deep_is_refused() -> None:
+    stored = StoredEvent.accept(EventIn.model_validate(event()), received_at_ms=1)
+    value = orjson.loads(stored.encode())
+    with pytest.raises(InvalidEvent, match="metadata: must not nest deeper than 32 levels"):
+        StoredEvent.decode(orjson.dumps(value | {"metadata": nested(40)}))
+    too_deep = orjson.dumps(value)[:-1] + b',"metadata":' + b'{"a":' * 5000 + b"}" * 5001
+    with pytest.raises(InvalidEvent, match="value: "):
+        StoredEvent.decode(too_deep)
 
 
 def test_fast_batch_acceptance_refuses_an_oversized_item() -> None:

@@ -32,6 +32,10 @@ Channel = Literal["web", "mobile", "api", "email", "push"]
 NAME_MAX = 128  # event_name, user_id, campaign_id, event_id
 TAGS_MAX = 20
 TAG_MAX = 100
+# Levels of objects and arrays in `metadata`, itself the first. Deeper JSON made the encoders fail
+# (orjson stops at 255 levels, msgspec's decoder at Python's recursion limit): refused by name.
+METADATA_DEPTH_MAX = 32
+_DEPTH_RULE = f"must not nest deeper than {METADATA_DEPTH_MAX} levels"
 Tag = Annotated[StrictStr, Field(max_length=TAG_MAX)]
 _Tag = Annotated[str, msgspec.Meta(max_length=TAG_MAX)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
@@ -58,7 +62,10 @@ class EventIn(BaseModel):
     timestamp: StrictInt = Field(gt=0, description="Unix seconds (UTC).", examples=[1763715600])
     campaign_id: StrictStr | None = Field(None, max_length=NAME_MAX)
     tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"A JSON object; objects and arrays nest at most {METADATA_DEPTH_MAX} deep.",
+    )
     event_id: StrictStr | None = Field(
         None,
         min_length=1,
@@ -78,6 +85,13 @@ class EventIn(BaseModel):
             raise ValueError(f"must not be older than {window.max_age_seconds} s")
         return value
 
+    @field_validator("metadata")
+    @classmethod
+    def _shallow(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if nests_deeper(value, METADATA_DEPTH_MAX):
+            raise ValueError(_DEPTH_RULE)
+        return value
+
     def identity(self) -> str:
         """The client's idempotency key, or a digest of the canonical content.
 
@@ -87,6 +101,25 @@ class EventIn(BaseModel):
         if self.event_id is not None:
             return self.event_id
         return content_digest(self.model_dump(exclude={"event_id"}))
+
+
+def nests_deeper(value: object, levels: int) -> bool:
+    """Whether objects and arrays nest more than `levels` deep in `value` (a container is level
+    1). Iterative, and stops at the first level too many: the value may be as deep as a parser
+    allows."""
+    if not isinstance(value, dict | list):
+        return False
+    if levels < 1:
+        return True
+    stack: list[tuple[dict[Any, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                if depth == levels:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 class InvalidEvent(ValueError):
@@ -171,11 +204,16 @@ class StoredEvent(_EventFields, kw_only=True, frozen=True, gc=False):
     def decode(cls, value: bytes) -> StoredEvent:
         """Decode a stream message; raise InvalidEvent when it is not a valid stored event."""
         try:
-            return _WIRE_DECODER.decode(value)
+            event = _WIRE_DECODER.decode(value)
         except msgspec.ValidationError as error:
             raise InvalidEvent(_describe_wire_error(str(error), value)) from None
         except msgspec.DecodeError as error:
             raise InvalidEvent(f"value: not JSON ({error})") from None
+        except RecursionError:
+            raise InvalidEvent("value: nested too deep to decode") from None
+        if event.metadata and nests_deeper(event.metadata, METADATA_DEPTH_MAX):
+            raise InvalidEvent(f"metadata: {_DEPTH_RULE}")
+        return event
 
 
 _WIRE_ENCODER = msgspec.json.Encoder()
@@ -227,7 +265,7 @@ def accept_fast(data: bytes, window: TimeWindow, received_at_ms: int) -> StoredE
     caller then validates with `EventIn`, which explains the refusal)."""
     try:
         candidate = _ONE_CANDIDATE.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # too deep for msgspec: the contract says so
         return None
     return _stored(candidate, window, received_at_ms, max_bytes=None)
 
@@ -239,7 +277,7 @@ def accept_all_fast(
     their stored forms; None when any item does not."""
     try:
         candidates = _CANDIDATES.decode(data)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return None
     accepted = []
     for candidate in candidates:
@@ -256,6 +294,8 @@ def _stored(
     if not window.now - window.max_age_seconds <= candidate.timestamp:
         return None
     if candidate.timestamp > window.now + window.max_skew_seconds:
+        return None
+    if candidate.metadata and nests_deeper(candidate.metadata, METADATA_DEPTH_MAX):
         return None
     if max_bytes is not None and len(_WIRE_ENCODER.encode(candidate)) > max_bytes:
         return None

@@ -133,7 +133,13 @@ def _split(media_type: str, data: bytes) -> list[object]:
 
 
 def _oversized(item: object, settings: Settings) -> InvalidEvent | None:
-    if isinstance(item, dict) and len(orjson.dumps(item)) > settings.max_event_bytes:
+    if not isinstance(item, dict):
+        return None
+    try:
+        size = len(orjson.dumps(item))
+    except orjson.JSONEncodeError:  # nested beyond orjson's limit: validation names the field
+        return None
+    if size > settings.max_event_bytes:
         return InvalidEvent(f"event: larger than {settings.max_event_bytes} bytes")
     return None
 
