@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.chart.conftest import CI_VALUES, by_kind
-from tests.chart.tooling import CHART, Manifest, RenderError, Tools, parse
+from tests.chart.tooling import CHART, DEFAULT_KEYS, Manifest, RenderError, Tools, parse
 
 VALUE_SETS = [None, *CI_VALUES]
 IDS = ["default", *(path.stem for path in CI_VALUES)]
@@ -25,7 +25,10 @@ def test_ci_value_sets_exist() -> None:
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=IDS)
 def test_helm_lint_is_clean(tools: Tools, values: Path | None) -> None:
-    args = ["lint", str(CHART), "--strict"] + (["--values", str(values)] if values else [])
+    args = ["lint", str(CHART), "--strict"]
+    args += (
+        ["--values", str(values)] if values else [f"--set={k}={v}" for k, v in DEFAULT_KEYS.items()]
+    )
     result = tools.helm_run(*args)
     assert result.returncode == 0, result.stdout + result.stderr
 

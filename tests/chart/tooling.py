@@ -27,6 +27,10 @@ ALL_API_VERSIONS = (
 
 Manifest = dict[str, Any]
 
+# The one value the chart cannot default (it fails to render without a key source or
+# api.keys.open): added to renders of the chart's defaults, i.e. those without a values file.
+DEFAULT_KEYS = {"api.keys.existingSecret": "weir-api-keys"}
+
 
 @dataclass(frozen=True)
 class Tools:
@@ -66,11 +70,17 @@ class Tools:
         api_versions: tuple[str, ...] = ALL_API_VERSIONS,
         extra: tuple[str, ...] = (),
     ) -> str:
-        """`helm template` stdout; raises with helm's stderr when rendering fails."""
+        """`helm template` stdout; raises with helm's stderr when rendering fails.
+
+        Without a values file, DEFAULT_KEYS is set unless `sets` names an api.keys value itself.
+        """
         args = ["template", "weir", str(CHART), "--namespace", "weir", *extra]
         for path in values or []:
             args += ["--values", str(path)]
-        for key, value in (sets or {}).items():
+        sets = sets or {}
+        if not values and not any(key.startswith("api.keys.") for key in sets):
+            sets = {**DEFAULT_KEYS, **sets}
+        for key, value in sets.items():
             args += ["--set", f"{key}={value}"]
         for api in api_versions:
             args += ["--api-versions", api]

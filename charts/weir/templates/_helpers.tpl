@@ -180,7 +180,8 @@ scheduling values of the component. Call with
         "container" "weir.api.container" "env" "weir.env.api")
 "container" names a template with the container's ports and probes; "env" (optional) one with the
 component's env, placed between the common env and <component>.extraEnv; "serviceAccountName"
-(optional) mounts that account's token, which no other pod gets. */}}
+(optional) mounts that account's token, which no other pod gets; "volumes" (optional) names a
+template with the component's own volumes, "mounts" one with their volumeMounts. */}}
 {{- define "weir.podTemplate" -}}
 {{- $root := .root -}}
 {{- $v := .values -}}
@@ -236,8 +237,18 @@ spec:
         {{- include "weir.containerSecurityContext" $root | nindent 8 }}
       volumeMounts:
         {{- include "weir.tmpVolumeMount" $root | nindent 8 }}
+        {{- with .mounts }}
+        {{- with include . $root }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- end }}
   volumes:
     {{- include "weir.tmpVolume" $root | nindent 4 }}
+    {{- with .volumes }}
+    {{- with include . $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- end }}
   {{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
   {{- with get $v $key }}
   {{ $key }}:
@@ -335,14 +346,69 @@ spec:
 {{- end }}
 {{- end -}}
 
-{{/* API-only env: the producer's bounds. */}}
+{{/* API-only env: keys, quotas, CORS and the producer's bounds. */}}
 {{- define "weir.env.api" -}}
+{{- $api := .Values.api -}}
+{{- if $api.keys.existingSecret -}}
+- name: WEIR_API_KEYS_FILE
+  value: {{ include "weir.api.keysFile" . | quote }}
+{{ end -}}
+- name: WEIR_API_OPEN
+  value: {{ $api.keys.open | quote }}
+- name: WEIR_KEY_RATE
+  value: {{ $api.quota.rate | quote }}
+- name: WEIR_KEY_BURST
+  value: {{ $api.quota.burst | int64 | quote }}
+{{- with $api.corsOrigins }}
+- name: WEIR_API_CORS_ORIGINS
+  value: {{ toJson . | quote }}
+{{- end }}
 - name: WEIR_PRODUCE_TIMEOUT_SECONDS
   value: {{ .Values.api.producer.timeoutSeconds | quote }}
 - name: WEIR_PRODUCER_LINGER_MS
   value: {{ .Values.api.producer.lingerMs | int64 | quote }}
 - name: WEIR_PRODUCER_MAX_PENDING
   value: {{ .Values.api.producer.maxPending | int64 | quote }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------
+API keys: a Secret made by the user (existing-secret pattern) holding the keys file of
+`weir keys`, mounted read-only into the api pods only. Exactly one of existingSecret and open:
+neither would leave the api refusing to start on 0.0.0.0, both is ambiguous.
+--------------------------------------------------------------------------------------- */}}
+
+{{- define "weir.api.keys.validate" -}}
+{{- $keys := .Values.api.keys -}}
+{{- if and $keys.existingSecret $keys.open -}}
+{{- fail "api.keys: set existingSecret or open, not both (with keys the api is not open)" -}}
+{{- end -}}
+{{- if not (or $keys.existingSecret $keys.open) -}}
+{{- fail "api.keys: set api.keys.existingSecret to a Secret holding the keys file of `weir keys` (charts/weir/README.md, section API keys), or api.keys.open=true to let anyone who reaches the api write and read" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "weir.api.keysDir" -}}/etc/weir/keys{{- end -}}
+{{- define "weir.api.keysFile" -}}{{ include "weir.api.keysDir" . }}/keys.json{{- end -}}
+
+{{- define "weir.api.volumes" -}}
+{{- if .Values.api.keys.existingSecret -}}
+- name: api-keys
+  secret:
+    secretName: {{ .Values.api.keys.existingSecret }}
+    {{- /* Digests only, so readable whatever podSecurityContext.fsGroup is. */}}
+    defaultMode: 0444
+    items:
+      - key: {{ .Values.api.keys.secretKey }}
+        path: keys.json
+{{- end }}
+{{- end -}}
+
+{{- define "weir.api.volumeMounts" -}}
+{{- if .Values.api.keys.existingSecret -}}
+- name: api-keys
+  mountPath: {{ include "weir.api.keysDir" . }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* Consumer-only env: the same helpers feed the KEDA trigger (consumer/scaledobject.yaml). */}}
