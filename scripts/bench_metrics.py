@@ -91,6 +91,7 @@ def generate_sql(args: argparse.Namespace, offset: int, count: int, start: int) 
         "user_id": "concat('u', toString(k))",
         "user_uid": "toUInt32(k + 1)",  # = slot_uids: user k holds the k-th id of slots 0, 1, ...
         "timestamp": f"toDateTime({start} + {ts}, 'UTC')",
+        "client_timestamp": f"toDateTime({start} + {ts}, 'UTC')",
         "tags": "[]",
         "metadata": "'{}'",
         "received_at": "now64(3)",

@@ -182,3 +182,26 @@ async def test_early_refusals_are_counted_as_rejected(client: httpx.AsyncClient)
     await client.post("/events/batch", json=[event(), event(metadata={"pad": "x" * 2100})])
     after = rejected("body"), rejected("size"), rejected("line")
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+
+async def test_sent_at_corrects_the_timestamp_and_keeps_the_clients(
+    client: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
+    """A device whose clock is a day behind: the stream carries the server-clock time, the
+    client's timestamp beside it, and the id the event has without sent_at."""
+    now = int(time.time())
+    behind = event(timestamp=now - 86400 - 30, sent_at=now - 86400)
+    response = await client.post("/events", json=behind)
+    assert response.status_code == 202
+    [(_, message)] = producer.sent
+    value = orjson.loads(message.value)
+    assert now - 32 <= value["timestamp"] <= now - 28  # the receive second may tick
+    assert value["client_timestamp"] == now - 86400 - 30 and value["sent_at"] == now - 86400
+    without = {k: v for k, v in behind.items() if k != "sent_at"}
+    resent = await client.post("/events/batch", json=[without | {"timestamp": now - 86400 - 30}])
+    assert (
+        resent.status_code == 202 and resent.json()["results"][0]["event_id"] == value["event_id"]
+    )
+    # without sent_at the future is still refused; with it, a corrected future is clamped
+    future = await client.post("/events", json=event(timestamp=now + 3600))
+    assert future.status_code == 400 and future.json()["error"].startswith("timestamp: must not")

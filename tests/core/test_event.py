@@ -8,12 +8,15 @@ import orjson
 import pytest
 
 from weir.core.event import (
+    Clock,
     EventIn,
     InvalidEvent,
     StoredEvent,
     TimeWindow,
     accept_all_fast,
     accept_fast,
+    clock_outcome,
+    device_time,
     nests_deeper,
     validate_event,
 )
@@ -159,6 +162,13 @@ AGREEMENT_CASES: list[object] = [
     event(timestamp=1.0 * NOW),
     event(timestamp=str(NOW)),
     event(timestamp=NOW + 61),
+    event(timestamp=NOW + 3590, sent_at=NOW + 3600),  # a clock an hour ahead: corrected
+    event(timestamp=NOW - 86400 - 30, sent_at=NOW - 86400),  # a day behind: corrected
+    event(timestamp=NOW + 500, sent_at=NOW),  # stamped after sending: clamped
+    event(timestamp=NOW - 10, sent_at=NOW + 30 * 86400),  # corrected beyond the max age
+    event(sent_at=0),
+    event(sent_at=str(NOW)),
+    event(sent_at=1.5),
     event(timestamp=NOW - 30 * 86400 - 1),
     event(timestamp=0),
     event(tags=["x" * 101]),
@@ -185,7 +195,7 @@ def test_fast_acceptance_agrees_with_the_contract(payload: object) -> None:
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     try:  # what the API's slow path does: parse, then validate with the contract
         contract: StoredEvent | None = StoredEvent.accept(
-            validate_event(orjson.loads(data), WINDOW), 5
+            validate_event(orjson.loads(data), WINDOW), 5, WINDOW
         )
     except (InvalidEvent, orjson.JSONDecodeError):
         contract = None
@@ -221,3 +231,45 @@ def test_fast_batch_acceptance_refuses_an_oversized_item() -> None:
     big = orjson.dumps(event(metadata={"pad": "x" * 3000}))
     assert accept_all_fast(b"[" + big + b"]", WINDOW, 5, max_event_bytes=2048) is None
     assert accept_all_fast(b"[" + big + b"]", WINDOW, 5, max_event_bytes=8192) is not None
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at", "expected", "outcome"),
+    [
+        (NOW - 5, None, NOW - 5, Clock.KEPT),  # no sent_at: the client's time
+        (NOW - 5, NOW, NOW - 5, Clock.KEPT),  # a right clock: nothing to correct
+        (NOW + 3595, NOW + 3600, NOW - 5, Clock.CORRECTED),  # an hour ahead
+        (NOW - 7200 - 5, NOW - 7200, NOW - 5, Clock.CORRECTED),  # two hours behind
+        (NOW + 60, NOW, NOW + 60, Clock.KEPT),  # at the clamp limit: kept
+        (NOW + 61, NOW, NOW, Clock.CLAMPED),  # beyond it: the receive time
+        (NOW + 9000, NOW + 3600, NOW, Clock.CLAMPED),
+    ],
+)
+def test_device_clock_rule(
+    timestamp: int, sent_at: int | None, expected: int, outcome: Clock
+) -> None:
+    assert device_time(timestamp, sent_at, NOW, 60) == expected
+    body = event(timestamp=timestamp, sent_at=sent_at if sent_at is not None else ...)
+    stored = StoredEvent.accept(validate_event(body, WINDOW), NOW * 1000, WINDOW)
+    assert stored.timestamp == expected
+    assert stored.client_timestamp == (None if sent_at is None else timestamp)
+    assert clock_outcome(stored, NOW) is outcome
+    assert accept_fast(orjson.dumps(body), WINDOW, NOW * 1000) == stored
+
+
+def test_sent_at_is_not_part_of_the_derived_identity() -> None:
+    """A device resending an event later sends a later sent_at: still the same event."""
+    plain = validate_event(event(timestamp=NOW - 100), WINDOW).identity()
+    first = validate_event(event(timestamp=NOW - 100, sent_at=NOW - 90), WINDOW).identity()
+    again = validate_event(event(timestamp=NOW - 100, sent_at=NOW - 20), WINDOW).identity()
+    assert plain == first == again
+
+
+def test_sent_at_rules_and_window_on_the_corrected_time() -> None:
+    assert error_of(event(sent_at=0)) == "sent_at: input should be greater than 0"
+    assert error_of(event(sent_at="1")) == "sent_at: input should be a valid integer"
+    # far in the device's future, but sent_at says the clock is ahead by as much: accepted
+    assert validate_event(event(timestamp=NOW + 86400, sent_at=NOW + 86400), WINDOW)
+    # corrected to 31 days ago: too old, named as the timestamp
+    old = event(timestamp=NOW - 10, sent_at=NOW + 31 * 86400)
+    assert error_of(old) == "timestamp: must not be older than 2592000 s"

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import generate_latest
@@ -82,3 +83,25 @@ async def test_requests_and_events_are_counted(
     assert delta(before, after, requests, route="unmatched", method="GET", status="404") == 1
     assert delta(before, after, "weir_http_request_seconds_count", route="/events") == 3
     assert delta(before, after, "weir_producer_send_seconds_count") == 3
+
+
+async def test_clock_corrections_and_clamps_are_counted(
+    api: httpx.AsyncClient, producer: RecordingProducer
+) -> None:
+    now = int(time.time())
+    before = scrape()
+    ahead = event(timestamp=now + 3590, sent_at=now + 3600)  # a clock an hour ahead
+    stamped_late = event(timestamp=now + 900, sent_at=now)  # after its own sending: clamped
+    assert (await api.post("/events", json=ahead)).status_code == 202
+    batch = [event(), ahead | {"user_id": "b"}, stamped_late, event(channel="fax")]  # slow path
+    assert (await api.post("/events/batch", json=batch)).status_code == 207
+    assert (await api.post("/events/batch", json=[stamped_late | {"user_id": "c"}])).is_success
+    after = scrape()
+    counted = "weir_events_clock_adjusted_total"
+    assert delta(before, after, counted, outcome="corrected") == 2
+    assert delta(before, after, counted, outcome="clamped") == 2
+    stored = [orjson.loads(m.value) for _, m in producer.sent]
+    assert [e["timestamp"] - e["client_timestamp"] for e in stored if e["sent_at"]][:2] == [
+        -3600,
+        -3600,
+    ]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.store import schema_v1
@@ -21,7 +22,9 @@ from tests.store.events import (
     old_columns,
     random_events,
 )
+from weir.core.event import StoredEvent
 from weir.store import (
+    INSERT_COLUMNS,
     ExtraColumn,
     GroupBy,
     MetricsQuery,
@@ -36,6 +39,7 @@ from weir.store import (
     query_groups,
     query_totals,
     rebuild_rollups,
+    to_columns,
     winning_uids,
 )
 
@@ -335,6 +339,49 @@ class StoreContract:
         repaired = await migrate(store, table_spec)
         assert repaired.applied == () and repaired.clean
         await assert_metrics_exact(store, table_spec, events, start, rng)
+
+    async def test_client_timestamp_stored_and_added_to_existing_tables(
+        self, store: Store, table_spec: TableSpec
+    ) -> None:
+        """The client's timestamp is stored beside the corrected one; a raw table made before the
+        column gets it by an additive migration, its old rows reading their timestamp."""
+        await migrate(store, table_spec)
+        raw = table_spec.raw_ref
+        await store.command(f"ALTER TABLE {raw} DROP COLUMN client_timestamp")
+        start = recent_start()
+        old = random_events(random.Random(8), 40, start, DAY)
+        data = await columns(store, table_spec, old)
+        index = INSERT_COLUMNS.index("client_timestamp")
+        previous = [c for c in INSERT_COLUMNS if c != "client_timestamp"]
+        await store.insert(raw, previous, data[:index] + data[index + 1 :])
+        result = await migrate(store, table_spec)
+        assert result.clean, result.refused
+        assert [s for s in result.applied if "client_timestamp" in s] == [
+            f"ALTER TABLE {raw} ADD COLUMN IF NOT EXISTS client_timestamp DateTime('UTC') "
+            "DEFAULT timestamp AFTER timestamp"
+        ]
+        assert (await migrate(store, table_spec)).applied == ()
+        differ = f"SELECT countIf(client_timestamp != timestamp), count() FROM {raw}"
+        assert (await store.query_rows(differ))[0] == (0, 40)
+        received = (start + DAY) * 1000
+        clocked = StoredEvent(
+            event_id="clocked", event_name="click", channel="web", user_id="u1",
+            timestamp=start + 100, client_timestamp=start + 7300, sent_at=start + 7400,
+            received_at=received,
+        )  # fmt: skip
+        plain = msgspec.structs.replace(
+            clocked, event_id="plain", client_timestamp=None, sent_at=None
+        )
+        uids = await UserIds(store, table_spec).uids(["u1", "u1"])
+        await insert_events(
+            store, table_spec, to_columns([clocked, plain], ["", ""], uids), "clocked"
+        )
+        rows = await store.query_rows(
+            f"SELECT event_id, toUnixTimestamp(timestamp), toUnixTimestamp(client_timestamp) "
+            f"FROM {raw} WHERE event_id IN ('clocked', 'plain') ORDER BY event_id"
+        )
+        assert rows == [("clocked", start + 100, start + 7300), ("plain", start + 100, start + 100)]
+        assert (await store.query_rows(differ))[0] == (1, 42)
 
     async def test_rebuild_rollups_after_erasure(self, store: Store, table_spec: TableSpec) -> None:
         """The store's one place that rebuilds rollup rows: delete a user's raw rows, rebuild the

@@ -57,8 +57,8 @@ async def columns(store: Store, spec: TableSpec, events: list[Ev]) -> list[list[
     rows = [
         [
             e.event_id, e.event_name, e.channel, e.campaign_id, e.user_id, uid, e.timestamp,
-            ["t1"] if e.plan == "pro" else [], json.dumps({"account": {"plan": e.plan}}),
-            received, "",
+            e.timestamp - 5, ["t1"] if e.plan == "pro" else [],
+            json.dumps({"account": {"plan": e.plan}}), received, "",
         ]
         for e, uid in zip(events, uids, strict=True)
     ]  # fmt: skip

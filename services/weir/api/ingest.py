@@ -35,6 +35,7 @@ class Ingestor:
             now=int(time.time()),
             max_skew_seconds=self.settings.timestamp_max_skew_seconds,
             max_age_seconds=self.settings.timestamp_max_age_seconds,
+            clamp_future_seconds=self.settings.clock_clamp_future_seconds,
         )
 
     @staticmethod
@@ -45,10 +46,11 @@ class Ingestor:
         except InvalidEvent as error:
             metrics.reject(metrics.rejection_reason(str(error)))
             raise
-        return StoredEvent.accept(event, received_at_ms)
+        return StoredEvent.accept(event, received_at_ms, window)
 
-    async def publish(self, events: Sequence[StoredEvent]) -> None:
-        """Return only once every event is acknowledged by the stream; else raise a 503."""
+    async def publish(self, events: Sequence[StoredEvent], window: TimeWindow) -> None:
+        """Return only once every event is acknowledged by the stream; else raise a 503.
+        `window`: the one the events were accepted in (their clock corrections are counted)."""
         topic = self.settings.kafka_topic
         # Messages are built inside the PRODUCER span: their traceparent is its context. An
         # unsampled request gets none (it would record nothing); its messages still carry the
@@ -72,6 +74,7 @@ class Ingestor:
                 metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
                 metrics.report_pending(self.producer)
         metrics.EVENTS_ACCEPTED.inc(len(events))
+        metrics.count_clocks(events, window.now)
 
     def _message(self, event: StoredEvent) -> Message:
         key = event.event_id.encode()

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     timestamp_max_age_seconds: int = Field(
         30 * 86400, description="How old an event timestamp may be."
     )
+    clock_clamp_future_seconds: int = Field(
+        60,
+        ge=0,
+        description=(
+            "With `sent_at`: a corrected timestamp more than this in the future is set to the "
+            "receive time."
+        ),
+    )
 
     # --- ClickHouse ------------------------------------------------------------------------
     clickhouse_url: str = Field("http://127.0.0.1:8123", description="ClickHouse HTTP URL.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -40,15 +41,51 @@ Tag = Annotated[StrictStr, Field(max_length=TAG_MAX)]
 _Tag = Annotated[str, msgspec.Meta(max_length=TAG_MAX)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 SCHEMA_VERSION = b"1"
+CLAMP_FUTURE_SECONDS = 60  # the setting's default (`WEIR_CLOCK_CLAMP_FUTURE_SECONDS`)
 
 
 @dataclass(frozen=True)
 class TimeWindow:
-    """The accepted timestamp range at validation time, from the settings' skew and max age."""
+    """The accepted timestamp range at validation time, from the settings' skew and max age.
+
+    `now` is also the receive time the device-clock rule (`device_time`) corrects against."""
 
     now: int
     max_skew_seconds: int
     max_age_seconds: int
+    clamp_future_seconds: int = CLAMP_FUTURE_SECONDS
+
+
+def device_time(timestamp: int, sent_at: int | None, now: int, clamp_future_seconds: int) -> int:
+    """The event's timestamp on the server's clock.
+
+    A device that says when it sent the event (`sent_at`, on its own clock) lets the server undo
+    its clock's error: the event happened `sent_at - timestamp` seconds before it was received.
+    A corrected time still more than `clamp_future_seconds` ahead of `now` is not believable
+    (the device stamped the event after sending it) and becomes `now`. Without `sent_at` the
+    timestamp is the client's, and the window rule refuses it when it is in the future.
+    """
+    if sent_at is None:
+        return timestamp
+    corrected = timestamp + (now - sent_at)
+    return now if corrected > now + clamp_future_seconds else corrected
+
+
+class Clock(StrEnum):
+    """What the device-clock rule did to an accepted event's timestamp."""
+
+    KEPT = "kept"
+    CORRECTED = "corrected"
+    CLAMPED = "clamped"
+
+
+def clock_outcome(event: StoredEvent, now: int) -> Clock:
+    """For an event accepted at `now` (the window it was accepted in)."""
+    if event.sent_at is None or event.client_timestamp is None:
+        return Clock.KEPT
+    if event.timestamp != event.client_timestamp + (now - event.sent_at):
+        return Clock.CLAMPED
+    return Clock.KEPT if event.timestamp == event.client_timestamp else Clock.CORRECTED
 
 
 class EventIn(BaseModel):
@@ -59,6 +96,15 @@ class EventIn(BaseModel):
     event_name: StrictStr = Field(min_length=1, max_length=NAME_MAX, examples=["signup"])
     channel: Channel
     user_id: StrictStr = Field(min_length=1, max_length=NAME_MAX, examples=["user-42"])
+    # Before `timestamp`: its window check reads the validated `sent_at`.
+    sent_at: StrictInt | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Unix seconds on the device's clock when it sent the event. When given, the stored "
+            "timestamp is corrected by (receive time - sent_at) and the client's kept beside it."
+        ),
+    )
     timestamp: StrictInt = Field(gt=0, description="Unix seconds (UTC).", examples=[1763715600])
     campaign_id: StrictStr | None = Field(None, max_length=NAME_MAX)
     tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
@@ -79,9 +125,12 @@ class EventIn(BaseModel):
         window = info.context.get("window") if isinstance(info.context, dict) else None
         if window is None:
             return value
-        if value > window.now + window.max_skew_seconds:
+        sent_at = info.data.get("sent_at")
+        # With sent_at the rules apply to the corrected time, which is never refused as future.
+        when = device_time(value, sent_at, window.now, window.clamp_future_seconds)
+        if sent_at is None and when > window.now + window.max_skew_seconds:
             raise ValueError(f"must not be more than {window.max_skew_seconds} s in the future")
-        if value < window.now - window.max_age_seconds:
+        if when < window.now - window.max_age_seconds:
             raise ValueError(f"must not be older than {window.max_age_seconds} s")
         return value
 
@@ -96,11 +145,12 @@ class EventIn(BaseModel):
         """The client's idempotency key, or a digest of the canonical content.
 
         The digest covers every field, with defaults filled in, so an exact resend maps to the same
-        id and any differing event does not.
+        id and any differing event does not. `sent_at` is not the event's content but its
+        sending: a resend with a later `sent_at` is the same event.
         """
         if self.event_id is not None:
             return self.event_id
-        return content_digest(self.model_dump(exclude={"event_id"}))
+        return content_digest(self.model_dump(exclude={"event_id", "sent_at"}))
 
 
 def nests_deeper(value: object, levels: int) -> bool:
@@ -162,6 +212,7 @@ class _EventFields(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     event_name: _Name
     channel: Channel
     user_id: _Name
+    sent_at: Annotated[int, msgspec.Meta(gt=0)] | None = None
     timestamp: Annotated[int, msgspec.Meta(gt=0)]
     campaign_id: Annotated[str, msgspec.Meta(max_length=NAME_MAX)] | None = None
     tags: Annotated[list[_Tag], msgspec.Meta(max_length=TAGS_MAX)] = msgspec.field(
@@ -174,24 +225,34 @@ class StoredEvent(_EventFields, kw_only=True, frozen=True, gc=False):
     """An accepted event as it travels on the stream and lands in the store.
 
     The stream's value is this struct as JSON: the validated client fields plus `event_id` and
-    `received_at` (unix ms). It is a msgspec struct, not a pydantic model, because the consumer
+    `received_at` (unix ms). `timestamp` is on the server's clock (`device_time`); when the client
+    sent `sent_at`, `client_timestamp` holds the timestamp it sent (else None: they are equal).
+    It is a msgspec struct, not a pydantic model, because the consumer
     decodes every message: msgspec checks the same rules (the constants above) several times
     faster, and the API already explained any violation to the client.
     """
 
     received_at: int
     event_id: _Name
+    client_timestamp: int | None = None
 
     @classmethod
-    def accept(cls, event: EventIn, received_at_ms: int) -> StoredEvent:
-        """The stream form of a validated client event, with its identity fixed."""
+    def accept(
+        cls, event: EventIn, received_at_ms: int, window: TimeWindow | None = None
+    ) -> StoredEvent:
+        """The stream form of a validated client event, with its identity fixed and its
+        timestamp on the server's clock (`window.now`; without a window, `received_at_ms`)."""
+        now = window.now if window is not None else received_at_ms // 1000
+        clamp = window.clamp_future_seconds if window is not None else CLAMP_FUTURE_SECONDS
         return cls(
             event_id=event.identity(),
             received_at=received_at_ms,
             event_name=event.event_name,
             channel=event.channel,
             user_id=event.user_id,
-            timestamp=event.timestamp,
+            sent_at=event.sent_at,
+            timestamp=device_time(event.timestamp, event.sent_at, now, clamp),
+            client_timestamp=None if event.sent_at is None else event.timestamp,
             campaign_id=event.campaign_id,
             tags=list(event.tags),
             metadata=event.metadata,
@@ -291,9 +352,11 @@ def accept_all_fast(
 def _stored(
     candidate: _Candidate, window: TimeWindow, received_at_ms: int, max_bytes: int | None
 ) -> StoredEvent | None:
-    if not window.now - window.max_age_seconds <= candidate.timestamp:
+    sent_at = candidate.sent_at
+    when = device_time(candidate.timestamp, sent_at, window.now, window.clamp_future_seconds)
+    if not window.now - window.max_age_seconds <= when:
         return None
-    if candidate.timestamp > window.now + window.max_skew_seconds:
+    if sent_at is None and when > window.now + window.max_skew_seconds:
         return None
     if candidate.metadata and nests_deeper(candidate.metadata, METADATA_DEPTH_MAX):
         return None
@@ -312,7 +375,13 @@ def _stored(
         event_id = candidate.event_id or content_digest(content)
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits
         return None
-    return StoredEvent(received_at=received_at_ms, event_id=event_id, **content)
+    return StoredEvent(
+        received_at=received_at_ms,
+        event_id=event_id,
+        **(content | {"timestamp": when}),
+        sent_at=sent_at,
+        client_timestamp=None if sent_at is None else candidate.timestamp,
+    )
 
 
 def content_digest(content: dict[str, Any]) -> str:

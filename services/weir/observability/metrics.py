@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from weir.core.event import Clock, StoredEvent, clock_outcome
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 E2E_SAMPLES = 100
 E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
@@ -81,6 +83,28 @@ PRODUCER_PENDING = Gauge(
 PRODUCE_SECONDS = Histogram(
     "weir_producer_send_seconds", "Time from send to the broker's ack.", buckets=LATENCY_BUCKETS
 )
+
+
+CLOCK_ADJUSTED = Counter(
+    "weir_events_clock_adjusted_total",
+    "Accepted events whose timestamp the device-clock rule (sent_at) changed: corrected, clamped.",
+    ["outcome"],
+)
+
+
+def count_clocks(events: Sequence[StoredEvent], now: int) -> None:
+    """Count the events (accepted at `now`) whose timestamp was corrected or clamped."""
+    corrected = clamped = 0
+    for event in events:
+        if event.sent_at is None:  # the common case: nothing to look at
+            continue
+        outcome = clock_outcome(event, now)
+        corrected += outcome is Clock.CORRECTED
+        clamped += outcome is Clock.CLAMPED
+    if corrected:
+        CLOCK_ADJUSTED.labels(outcome="corrected").inc(corrected)
+    if clamped:
+        CLOCK_ADJUSTED.labels(outcome="clamped").inc(clamped)
 
 
 def reject(reason: str, count: int = 1) -> None:

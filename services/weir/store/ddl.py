@@ -9,9 +9,18 @@ Distributed table under the logical `<name>` in front of each.
 
 from __future__ import annotations
 
-from weir.store.spec import EVENT_COLUMNS, ExtraColumn, Rollup, TableSpec, local_name, view_name
+from weir.store.spec import (
+    ADDED_EVENT_COLUMNS,
+    EVENT_COLUMNS,
+    ExtraColumn,
+    Rollup,
+    TableSpec,
+    local_name,
+    view_name,
+)
 
 USERS_TYPE = "AggregateFunction(groupBitmap, UInt32)"
+INSERT_INDEX = {name: n for n, (name, _) in enumerate(EVENT_COLUMNS)}
 
 # Lets `insert_deduplication_token` deduplicate retried inserts on non-replicated tables.
 DEDUP_WINDOW = 1000
@@ -80,6 +89,9 @@ def extra_column_def(column: ExtraColumn) -> str:
 
 def create_raw(spec: TableSpec) -> list[str]:
     columns = [f"{name} {type_}" for name, type_ in EVENT_COLUMNS]
+    # The same default as a migrated table: an insert without the column (a consumer of the
+    # previous version during an upgrade) stores the client's timestamp as the server's.
+    columns[INSERT_INDEX["client_timestamp"]] += " DEFAULT timestamp"
     columns.append("inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)")
     columns += [extra_column_def(column) for column in spec.extra_columns]
     columns.append(f"INDEX {BLOOM_INDEX} event_id TYPE bloom_filter(0.01) GRANULARITY 1")
@@ -195,9 +207,14 @@ def add_column(spec: TableSpec, column: ExtraColumn) -> list[str]:
     return _add_raw_column(spec, extra_column_def(column))
 
 
+def add_event_column(spec: TableSpec, name: str) -> list[str]:
+    """An event column (`spec.ADDED_EVENT_COLUMNS`) on a raw table made before it."""
+    return _add_raw_column(spec, ADDED_EVENT_COLUMNS[name])
+
+
 def add_user_uid(spec: TableSpec) -> list[str]:
     """The dense id column on a raw table made before it; 0 (no id yet) until backfilled."""
-    return _add_raw_column(spec, "user_uid UInt32 AFTER user_id")
+    return add_event_column(spec, "user_uid")
 
 
 def modify_ttl(spec: TableSpec, table: str, ttl_column: str) -> str:

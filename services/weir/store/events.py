@@ -35,6 +35,9 @@ def to_columns(
         "user_id": [e.user_id for e in events],
         "user_uid": list(user_uids),
         "timestamp": [e.timestamp for e in events],
+        "client_timestamp": [
+            e.timestamp if e.client_timestamp is None else e.client_timestamp for e in events
+        ],
         "tags": [e.tags for e in events],
         "metadata": metadata,
         "received_at": [datetime.fromtimestamp(e.received_at / 1000, UTC) for e in events],

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from weir.store import ddl
 from weir.store.base import Store
 from weir.store.rollups import hours_counted_without_ids, rebuild_rollups
-from weir.store.spec import EVENT_COLUMNS, LEGACY_USERS_TYPE, TableSpec, view_name
+from weir.store.spec import (
+    ADDED_EVENT_COLUMNS,
+    EVENT_COLUMNS,
+    LEGACY_USERS_TYPE,
+    TableSpec,
+    view_name,
+)
 from weir.store.users import backfill_user_ids
 
 _TTL_DAYS = re.compile(r"\bTTL\s+\w+\s*\+\s*toIntervalDay\((\d+)\)")
@@ -80,8 +86,8 @@ def _raw_changes(spec: TableSpec, raw: ExistingTable, out: list[str], refused: l
     for name, type_ in wanted.items():
         if name not in have:
             extra = next((c for c in spec.extra_columns if c.name == name), None)
-            if name == "user_uid":  # raw tables made before dense user ids
-                out.extend(ddl.add_user_uid(spec))
+            if name in ADDED_EVENT_COLUMNS:  # raw tables made before the column existed
+                out.extend(ddl.add_event_column(spec, name))
             elif extra is None:
                 refused.append(f"column {name} of {raw.name} is missing; recreate the table")
             else:

@@ -28,12 +28,19 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("campaign_id", "String"),
     ("user_id", "String"),
     ("user_uid", "UInt32"),  # the user's dense id (`store/users.py`), what the rollups count
-    ("timestamp", "DateTime('UTC')"),
+    ("timestamp", "DateTime('UTC')"),  # on the server's clock (`core.event.device_time`)
+    ("client_timestamp", "DateTime('UTC')"),  # as the client sent it (= timestamp without sent_at)
     ("tags", "Array(String)"),
     ("metadata", "String"),
     ("received_at", "DateTime64(3, 'UTC')"),
     ("trace_id", "String"),
 )
+# Columns added to raw tables made before them (additive migrations), as `ADD COLUMN` definitions:
+# a row inserted before, or by a consumer of the previous version, gets the default.
+ADDED_EVENT_COLUMNS: dict[str, str] = {
+    "user_uid": "user_uid UInt32 AFTER user_id",  # 0: no id yet (`users.backfill_user_ids`)
+    "client_timestamp": "client_timestamp DateTime('UTC') DEFAULT timestamp AFTER timestamp",
+}
 # What the consumer inserts (inserted_at and extra columns are filled by the engine).
 INSERT_COLUMNS: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 

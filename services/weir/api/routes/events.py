@@ -45,9 +45,10 @@ async def post_event(request: Request) -> Response:
     key = auth.require(request, KeyKind.WRITE)
     key.charge(1)
     body = await read_body(request, (JSON,), settings.max_event_bytes)
-    fast = accept_fast(body.data, ingestor.window(), now_ms())
+    window = ingestor.window()
+    fast = accept_fast(body.data, window, now_ms())
     if fast is not None:
-        await ingestor.publish([fast])
+        await ingestor.publish([fast], window)
         return json_response({"status": "accepted", "event_id": fast.event_id}, 202)
     try:  # not valid as it is: the contract's validation explains why
         payload = parse_json(body.data)
@@ -55,10 +56,10 @@ async def post_event(request: Request) -> Response:
         metrics.reject("body")
         raise
     try:
-        event = ingestor.prepare(payload, ingestor.window(), now_ms())
+        event = ingestor.prepare(payload, window, now_ms())
     except InvalidEvent as error:
         raise ApiError(400, str(error)) from None
-    await ingestor.publish([event])
+    await ingestor.publish([event], window)
     return json_response({"status": "accepted", "event_id": event.event_id}, 202)
 
 
@@ -76,7 +77,7 @@ async def post_batch(request: Request) -> Response:
         fast = accept_all_fast(body.data, window, received_at, settings.max_event_bytes)
         if fast and len(fast) <= settings.max_batch_events:
             key.charge(len(fast))
-            await ingestor.publish(fast)
+            await ingestor.publish(fast, window)
             every = [
                 {"index": index, "status": "accepted", "event_id": event.event_id}
                 for index, event in enumerate(fast)
@@ -109,7 +110,7 @@ async def post_batch(request: Request) -> Response:
     if not accepted:
         raise ApiError(400, "batch: no valid events", **summary)
     key.charge(len(accepted))
-    await ingestor.publish(accepted)
+    await ingestor.publish(accepted, window)
     status = 202 if rejected == 0 else 207
     return json_response({"status": "accepted" if status == 202 else "partial", **summary}, status)
 
