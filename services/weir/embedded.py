@@ -16,7 +16,7 @@ from weir.api import check_exposure, serving_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.parts import open_parts
-from weir.serving import GracefulServer
+from weir.serving import GracefulServer, server_options
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,7 @@ async def serve_embedded(settings: Settings) -> None:
         consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
         app = serving_app(settings, producer=parts.producer, store=parts.store)
         server = GracefulServer(
-            uvicorn.Config(
-                app,
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-            )
+            uvicorn.Config(app, host=settings.host, port=settings.port, **server_options(settings))
         )
         log.info("weir dev serving", extra={"url": f"http://{settings.host}:{settings.port}"})
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from weir.api.errors import ApiError
 
@@ -42,16 +43,19 @@ async def read_body(request: Request, accepted: tuple[str, ...], limit: int) -> 
     gunzip = Gunzip(limit) if encoding == "gzip" else None
     chunks: list[bytes] = []
     sent = size = 0
-    async for chunk in request.stream():
-        sent += len(chunk)
-        if sent > limit:
-            raise ApiError(413, _too_large(limit))
-        pieces = gunzip.feed(chunk) if gunzip is not None else (chunk,)
-        for piece in pieces:
-            size += len(piece)
-            if size > limit:
+    try:
+        async for chunk in request.stream():
+            sent += len(chunk)
+            if sent > limit:
                 raise ApiError(413, _too_large(limit))
-            chunks.append(piece)
+            pieces = gunzip.feed(chunk) if gunzip is not None else (chunk,)
+            for piece in pieces:
+                size += len(piece)
+                if size > limit:
+                    raise ApiError(413, _too_large(limit))
+                chunks.append(piece)
+    except ClientDisconnect:  # gone, or cut off by the server's body timeout (serving.py)
+        raise ApiError(408, "body: the connection closed before the body was complete") from None
     if gunzip is not None:
         gunzip.finish()
     return Body(kind, b"".join(chunks))

@@ -24,7 +24,7 @@ from weir.api.admission import AdmissionControl
 from weir.api.app import serving_app
 from weir.api.auth import check_exposure
 from weir.core.config import Settings, StoreBackend, get_settings
-from weir.serving import GracefulServer
+from weir.serving import GracefulServer, server_options
 
 _MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger(__name__)
@@ -81,8 +81,7 @@ def serve_api(settings: Settings) -> None:
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "log_config": None,
-        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+        **server_options(settings),
     }
     if workers == 1:  # this process serves (logs and traces are configured by the CLI already)
         _serve_metrics(settings, multiprocess=False)

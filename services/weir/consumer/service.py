@@ -39,9 +39,7 @@ async def run_consumer(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             running.add_signal_handler(signum, loop.stop)
         status = (
-            asyncio.create_task(serve_status(loop, settings.host, settings.metrics_port))
-            if settings.metrics_port
-            else None
+            asyncio.create_task(serve_status(loop, settings)) if settings.metrics_port else None
         )
         try:
             await loop.run()

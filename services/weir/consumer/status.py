@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from weir.consumer.runner import ConsumerLoop
+from weir.core.config import Settings
 from weir.observability import metrics
-from weir.serving import SideServer
+from weir.serving import SideServer, server_options
 
 
 async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
@@ -53,9 +54,13 @@ def status_app(loop: ConsumerLoop) -> Starlette:
     )
 
 
-async def serve_status(loop: ConsumerLoop, host: str, port: int) -> None:
-    """Serve until cancelled; also refresh the lag gauge every few seconds."""
-    config = uvicorn.Config(status_app(loop), host=host, port=port, log_config=None)
+async def serve_status(loop: ConsumerLoop, settings: Settings) -> None:
+    """Serve on `WEIR_HOST`:`WEIR_METRICS_PORT` until cancelled; also refresh the lag gauge every
+    few seconds."""
+    options = server_options(settings)
+    config = uvicorn.Config(
+        status_app(loop), host=settings.host, port=settings.metrics_port, **options
+    )
     server = SideServer(config)
 
     async def refresh_lag() -> None:

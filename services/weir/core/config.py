@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         ge=1,
         description="Requests one API worker handles at once; beyond that it answers 503 at once.",
     )
+    api_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers (then: closed).",
+    )
+    api_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest a client may take to send a request's body after its headers (408).",
+    )
 
     # --- keys and quotas -------------------------------------------------------------------
     api_keys: list[ApiKey] = Field(

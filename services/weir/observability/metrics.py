@@ -74,6 +74,11 @@ EVENTS_REJECTED = Counter(
 SHED = Counter(
     "weir_http_shed_total", "Requests refused with 503 because a worker had too many in flight."
 )
+HTTP_STALLED = Counter(
+    "weir_http_stalled_total",
+    "Connections closed because a request's headers or body did not arrive in time.",
+    ["phase"],
+)
 # livesum: with several API worker processes, the pending messages of the live ones added up.
 PRODUCER_PENDING = Gauge(
     "weir_producer_pending",

@@ -171,6 +171,7 @@ def _responses(*codes: int) -> dict[str, Any]:
         202: "Accepted: durable in Kafka (acks=all).",
         207: "Some events accepted, some rejected (per-item `results`).",
         400: "Invalid body or event: `error` names the field and the rule.",
+        408: "The body did not arrive within the body timeout.",
         413: "Body or batch over its limit.",
         415: "Content type or encoding not supported.",
         503: "Kafka did not acknowledge in time, or the worker is overloaded; see Retry-After.",
@@ -186,7 +187,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "description": post_event.__doc__,
             "operationId": "post_event_events_post",
             "requestBody": _EVENT_BODY,
-            "responses": _responses(202, 400, 413, 415, 503),
+            "responses": _responses(202, 400, 408, 413, 415, 503),
         }
     },
     "/events/batch": {
@@ -196,7 +197,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "description": (post_batch.__doc__ or "").strip(),
             "operationId": "post_batch_events_batch_post",
             "requestBody": _BATCH_BODY,
-            "responses": _responses(202, 207, 400, 413, 415, 503),
+            "responses": _responses(202, 207, 400, 408, 413, 415, 503),
         }
     },
 }
