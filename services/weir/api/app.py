@@ -14,7 +14,7 @@ from weir.api.admission import PROBES, AdmissionControl
 from weir.api.auth import Authenticator
 from weir.api.errors import install_error_handlers
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
-from weir.api.routes import events, health, metrics
+from weir.api.routes import events, health, metrics, segment
 from weir.core.config import Settings
 from weir.core.event import EventIn
 from weir.observability.http import PrometheusMiddleware
@@ -71,6 +71,7 @@ def create_app(
     _document_event_schema(app)
     app.router.routes.extend(events.routes)
     app.include_router(metrics.router)
+    app.include_router(segment.router)
     app.include_router(health.router)
     app.add_middleware(PrometheusMiddleware)
     return app

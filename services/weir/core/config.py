@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from weir.core.event import Channel
 from weir.core.keys import ApiKey
 
 
@@ -133,6 +134,11 @@ class Settings(BaseSettings):
             "With `sent_at`: a corrected timestamp more than this in the future is set to the "
             "receive time."
         ),
+    )
+
+    segment_default_channel: Channel = Field(
+        "api",
+        description="Channel of a `/v1/track` or `/v1/batch` message without `context.channel`.",
     )
 
     # --- ClickHouse ------------------------------------------------------------------------
