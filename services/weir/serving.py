@@ -33,9 +33,10 @@ def request_id(given: str | None) -> str:
     return secrets.token_hex(8)
 
 
-def error_body(message: str, request: str) -> bytes:
-    """Every error body of Weir's HTTP servers: `{"error": <plain message>, "request_id"}`."""
-    return orjson.dumps({"error": message, "request_id": request})
+def error_body(message: str, request: str, **extra: Any) -> bytes:
+    """Every error body of Weir's HTTP servers: `{"error": <plain message>, "request_id"}`
+    (and what a route adds, such as a batch's results)."""
+    return orjson.dumps({"error": message, "request_id": request, **extra})
 
 
 def server_options(settings: Settings) -> dict[str, Any]:

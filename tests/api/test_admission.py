@@ -58,6 +58,7 @@ async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "3"
         assert "overloaded" in response.json()["error"]
+        assert response.json()["request_id"] == response.headers["x-request-id"]
     assert elapsed < 0.5, "refusals must not wait for the requests in flight"
     assert health.status_code == 200
     assert [r.status_code for r in accepted] == [202, 202]

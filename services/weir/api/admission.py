@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from weir.observability import metrics
+from weir.serving import REQUEST_ID_HEADER, error_body, request_id
 
 PROBES = frozenset({"/health", "/ready"})
 
@@ -20,12 +21,7 @@ class AdmissionControl:
         self.app = app
         self.limit = limit
         self.in_flight = 0
-        self._body = b'{"error":"overloaded: too many requests in flight, retry later"}'
-        self._headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(self._body)).encode()),
-            (b"retry-after", str(retry_after_seconds).encode()),
-        ]
+        self._retry_after = str(retry_after_seconds).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -33,11 +29,26 @@ class AdmissionControl:
             return
         if self.in_flight >= self.limit:
             metrics.SHED.inc()
-            await send({"type": "http.response.start", "status": 503, "headers": self._headers})
-            await send({"type": "http.response.body", "body": self._body})
+            await self._refuse(scope, send)
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), None)
+        request = request_id(given.decode("latin-1") if given is not None else None)
+        body = error_body("overloaded: too many requests in flight, retry later", request)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"retry-after", self._retry_after),
+            (_REQUEST_ID, request.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+_REQUEST_ID = REQUEST_ID_HEADER.encode()

@@ -17,7 +17,7 @@ from weir.core.event import (
     validate_event,
 )
 from weir.observability import metrics, tracing
-from weir.stream import Message, Producer, StreamError
+from weir.stream import Message, Producer, StreamError, StreamFull
 
 HeaderHook = Callable[[StoredEvent], Sequence[tuple[str, bytes]]]
 
@@ -65,10 +65,12 @@ class Ingestor:
                 )
             except StreamError as error:
                 metrics.reject("unavailable", len(events))
+                why = "too many await the broker" if isinstance(error, StreamFull) else "no ack"
                 raise ApiError(
                     503,
-                    f"kafka: events not stored, retry later ({error})",
+                    f"kafka: events not stored ({why}), retry later",
                     headers={"Retry-After": str(self.settings.retry_after_seconds)},
+                    detail=repr(error),
                 ) from None
             finally:
                 metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 
 from weir.api.deps import IngestorDep, SettingsDep, StoreDep
+from weir.api.errors import error_response
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +20,9 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {}})
-async def ready(ingestor: IngestorDep, store: StoreDep, settings: SettingsDep) -> Any:
+async def ready(
+    request: Request, ingestor: IngestorDep, store: StoreDep, settings: SettingsDep
+) -> Any:
     """Kafka and ClickHouse both answer; otherwise 503 naming what failed."""
     timeout = settings.produce_timeout_seconds
     checks = {
@@ -29,19 +31,18 @@ async def ready(ingestor: IngestorDep, store: StoreDep, settings: SettingsDep) -
     }
     outcomes = await asyncio.gather(*checks.values(), return_exceptions=True)
     failed = {
-        name: _reason(outcome)
+        name: outcome
         for name, outcome in zip(checks, outcomes, strict=True)
         if isinstance(outcome, BaseException)
     }
     if not failed:
         return {"status": "ready"}
-    message = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
-    return JSONResponse(
-        {"status": "not ready", "error": message, "failed": sorted(failed)}, status_code=503
+    message = "; ".join(f"{name}: {_plain(error)}" for name, error in failed.items())
+    detail = "; ".join(f"{name}: {error!r}" for name, error in failed.items())
+    return error_response(
+        request, 503, message, detail=detail, status="not ready", failed=sorted(failed)
     )
 
 
-def _reason(error: BaseException) -> str:
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    return str(error) or type(error).__name__
+def _plain(error: BaseException) -> str:
+    return "no answer in time" if isinstance(error, TimeoutError) else "not available"

@@ -56,7 +56,10 @@ async def metrics(
         return await _answer(store, spec, query)
     except StoreError as error:
         raise ApiError(
-            503, f"clickhouse: query failed, retry later ({error})", headers={"Retry-After": "1"}
+            503,
+            "clickhouse: the query failed, retry later",
+            headers={"Retry-After": "1"},
+            detail=repr(error),
         ) from None
 
 
