@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
+from starlette.types import Receive, Scope, Send
 
 from weir.api.admission import PROBES, AdmissionControl
 from weir.api.auth import Authenticator
 from weir.api.errors import install_error_handlers
+from weir.api.front import Front
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
 from weir.api.routes import events, health, metrics, segment
 from weir.core.config import Settings
@@ -33,6 +35,19 @@ TELEMETRY: TelemetryConfig = {
     "logs": False,
     "exclude": lambda scope: scope.get("path") in PROBES,
 }
+
+
+class WeirApp(FastAPI):
+    """FastAPI, with the ingestion routes served in front of its stack (front.py). Only
+    `__call__` differs, so the app FastAPIOffline builds (a plain FastAPI with offline docs)
+    becomes one by its class alone."""
+
+    front = Front(events.routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.front.route_for(scope)
+        if route is None or not await self.front.serve(self, route, scope, receive, send):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -67,6 +82,7 @@ def create_app(
         lifespan=lifespan,
         telemetry=TELEMETRY,
     )
+    app.__class__ = WeirApp
     install_error_handlers(app)
     _document_event_schema(app)
     app.router.routes.extend(events.routes)

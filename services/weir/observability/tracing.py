@@ -131,3 +131,18 @@ def insert_span(table: str, rows: int, links: Sequence[Link] = ()) -> Iterator[S
         attributes={"db.system": "clickhouse", "db.collection.name": table, "db.rows": rows},
     ) as span:
         yield span
+
+
+@contextmanager
+def server_span(
+    method: str, route: str, path: str, parent_headers: dict[str, str] | None
+) -> Iterator[Span]:
+    """The SERVER span of one request FastAPI does not see (api/front.py), named and attributed as
+    FastAPI's own (`POST /events`). `parent_headers`: the request's W3C headers, if it sent any;
+    without them no extraction is attempted (most requests, and the costlier half of the work)."""
+    context = propagate.extract(parent_headers) if parent_headers else None
+    attributes = {"http.request.method": method, "url.path": path, "http.route": route}
+    with tracer().start_as_current_span(
+        f"{method} {route}", context=context, kind=SpanKind.SERVER, attributes=attributes
+    ) as span:
+        yield span
