@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from weir.api.admission import PROBES, AdmissionControl
 from weir.api.auth import Authenticator
+from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
 from weir.api.front import Front
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
@@ -98,15 +99,17 @@ def serving_app(
     producer: Producer | None = None,
     store: Store | None = None,
     workers: int = 1,
-) -> AdmissionControl:
+) -> ASGIApp:
     """What a server runs: the app behind admission control, outside FastAPI, so that an
     overloaded worker refuses before FastAPI's telemetry, middleware or routing spend anything
-    (each refusal cost about as much as an accepted request when the check sat inside)."""
-    return AdmissionControl(
+    (each refusal cost about as much as an accepted request when the check sat inside); CORS,
+    when origins are configured, in front of both (`api/cors.py`)."""
+    admitted = AdmissionControl(
         create_app(settings, producer=producer, store=store, workers=workers),
         limit=settings.api_max_in_flight,
         retry_after_seconds=settings.retry_after_seconds,
     )
+    return with_cors(admitted, settings.api_cors_origins)
 
 
 def _document_event_schema(app: FastAPI) -> None:

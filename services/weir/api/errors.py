@@ -73,12 +73,16 @@ def error_response(
     )
 
 
+def api_error_response(connection: HTTPConnection, error: ApiError) -> Response:
+    return error_response(
+        connection, error.status, error.message, error.headers, error.detail, **error.extra
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiError)
-        return error_response(
-            request, error.status, error.message, error.headers, error.detail, **error.extra
-        )
+        return api_error_response(request, error)
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)

@@ -8,7 +8,8 @@ worker, wrk with 64 connections). So `WeirApp` (app.py) hands them to `serve` fi
 what those layers did for them, and nothing more: the SERVER span (same name and parenting as
 FastAPI's), the Prometheus request count and latency, `ApiError` as its JSON answer.
 
-Requests with an `Origin` header (browsers) take the full stack, where CORS is answered.
+Requests with an `Origin` header (browsers) take the full stack (CORS itself is answered in
+front of both, by api/cors.py, when origins are configured).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from weir.api.errors import ApiError, error_response
+from weir.api.errors import ApiError, api_error_response
 from weir.observability import http, tracing
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -54,10 +55,11 @@ class Front:
         scope["app"], scope["route"] = app, route
         endpoint: Endpoint = route.endpoint
         with tracing.server_span(scope["method"], route.path, scope["path"], parent) as span:
+            request = Request(scope, receive)
             try:
-                response = await endpoint(Request(scope, receive))
+                response = await endpoint(request)
             except ApiError as error:
-                response = error_response(error)
+                response = api_error_response(request, error)
             if span.is_recording():
                 span.set_attribute("http.response.status_code", response.status_code)
             await response(scope, receive, send)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from weir.api.admission import AdmissionControl
 from weir.api.app import serving_app
 from weir.api.auth import check_exposure
 from weir.core.config import Settings, StoreBackend, get_settings
@@ -55,7 +55,7 @@ def _cgroup_quota() -> float | None:
     return None
 
 
-def worker_app() -> AdmissionControl:
+def worker_app() -> ASGIApp:
     """The app of one worker process (uvicorn's `factory`): settings, logs, traces from the env."""
     from weir.observability.logs import configure_logging
     from weir.observability.tracing import configure_tracing

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a client may take to send a request's body after its headers (408).",
     )
+    api_cors_origins: list[str] = Field(
+        [],
+        description=(
+            "Origins browsers may post events from (JSON list of `scheme://host[:port]`, or "
+            "`*`); none by default."
+        ),
+    )
 
     # --- keys and quotas -------------------------------------------------------------------
     api_keys: list[ApiKey] = Field(
