@@ -79,6 +79,14 @@ def api_error_response(connection: HTTPConnection, error: ApiError) -> Response:
     )
 
 
+def unexpected_error_response(connection: HTTPConnection, error: Exception) -> Response:
+    """A plain 500 for a bug; the traceback goes to the log with the request id."""
+    given = request_id(connection.headers.get(REQUEST_ID_HEADER))
+    log.error("unexpected error", exc_info=error, extra={"request_id": given})
+    message = "internal error: the request failed, retry later"
+    return error_response(connection, 500, message, request=given)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiError)
@@ -98,10 +106,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, error: Exception) -> Response:
         # Starlette's outermost middleware calls this, then re-raises for the server to log too.
-        given = request_id(request.headers.get(REQUEST_ID_HEADER))
-        log.error("unexpected error", exc_info=error, extra={"request_id": given})
-        message = "internal error: the request failed, retry later"
-        return error_response(request, 500, message, request=given)
+        return unexpected_error_response(request, error)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

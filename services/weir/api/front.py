@@ -6,7 +6,8 @@ native telemetry, its middleware stack, the exception middleware and the router 
 CPU per request, more than the endpoint itself (~100 µs with its Kafka send; measured on one
 worker, wrk with 64 connections). So `WeirApp` (app.py) hands them to `serve` first, which does
 what those layers did for them, and nothing more: the SERVER span (same name and parenting as
-FastAPI's), the Prometheus request count and latency, `ApiError` as its JSON answer.
+FastAPI's), the Prometheus request count and latency, errors answered by errors.py as the
+exception handlers answer them.
 
 Requests with an `Origin` header (browsers) take the full stack (CORS itself is answered in
 front of both, by api/cors.py, when origins are configured).
@@ -22,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from weir.api.errors import ApiError, api_error_response
+from weir.api.errors import ApiError, api_error_response, unexpected_error_response
 from weir.observability import http, tracing
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,6 +61,8 @@ class Front:
                 response = await endpoint(request)
             except ApiError as error:
                 response = api_error_response(request, error)
+            except Exception as error:  # a bug: answered as the full stack would, and logged
+                response = unexpected_error_response(request, error)
             if span.is_recording():
                 span.set_attribute("http.response.status_code", response.status_code)
             await response(scope, receive, send)
