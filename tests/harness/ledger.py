@@ -6,7 +6,9 @@ a 207), and a batch that got no answer (connection refused or reset, timeout, 50
 again with the same ids, as a real client does, until it is accepted. So at the end every event
 sent is either accepted or, if the sender gave up, "in doubt" (it may or may not have been
 written). `Ledger.verdict` compares that with what the store holds: lost (accepted, not stored),
-doubled (stored more than once), unexpected (stored, never sent).
+doubled (stored more than once), unexpected (stored, never sent). The raw table is a
+ReplacingMergeTree, so a merge can fold a second copy away while the rollups keep counting it:
+compare `/metrics` with `expected_metrics` too.
 """
 
 from __future__ import annotations
