@@ -39,6 +39,12 @@ def _replay_dlq(settings: Settings) -> None:
     asyncio.run(replay_dead_letters(settings))
 
 
+def _erase_user(settings: Settings) -> None:
+    from weir.provision import erase
+
+    sys.exit(erase(settings, sys.argv[2:]))
+
+
 def _keys(_: Settings) -> None:
     from weir.keytool import main as keys_main
 
@@ -62,9 +68,10 @@ COMMANDS = {
     "replay-dlq": (_replay_dlq, "re-publish dead letters to the events topic"),
     "operator": (_operator, "run the kopf operator for Topic and Table resources"),
     "keys": (_keys, "create, list or revoke API keys (a keys file of digests)"),
+    "erase-user": (_erase_user, "delete every event of a user_id from raw and rollups"),
 }
 # Commands that parse their own arguments (`weir keys --help` is theirs, not ours).
-OWN_ARGUMENTS = ("operator", "keys")
+OWN_ARGUMENTS = ("operator", "keys", "erase-user")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""`weir migrate`: create or migrate the ClickHouse schema and the Kafka topics, idempotently.
+"""`weir migrate`: create or migrate the ClickHouse schema and the Kafka topics, idempotently;
+`weir erase-user`: erase a user's events from the store.
 
 The migration owner for installs without the operator (the chart's migrate Job); with it,
 `Topic` and `Table` resources do the same through the same functions.
@@ -6,11 +7,14 @@ The migration owner for installs without the operator (the chart's migrate Job);
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import logging
 
 from weir.core.config import Settings, StreamBackend
 from weir.parts import migrate_schema
-from weir.store import TableSpec, make_store
+from weir.store import TableSpec, erase_user, make_store
 from weir.stream import TopicAdmin
 
 log = logging.getLogger(__name__)
@@ -32,3 +36,33 @@ async def provision(settings: Settings) -> None:
                 replication_factor=settings.kafka_topic_replication_factor,
             )
             log.info("topic ready", extra={"topic": topic})
+
+
+def erase(settings: Settings, argv: list[str]) -> int:
+    """`weir erase-user USER_ID...`: each user's events out of the raw table and every rollup
+    (`weir.store.erase_user`); prints one JSON line per user. The same as
+    `DELETE /users/{user_id}/events`."""
+    parser = argparse.ArgumentParser(
+        prog="weir erase-user", description="Delete every stored event of each user_id."
+    )
+    parser.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        store = make_store(settings)
+        try:
+            spec = TableSpec.from_settings(settings)
+            for user_id in args.user_ids:
+                erased = await erase_user(store, spec, user_id)
+                line = {
+                    "user_id": user_id,
+                    "erased_events": erased.events,
+                    "rebuilt_hours": erased.hours,
+                    "seconds": round(erased.seconds, 3),
+                }
+                print(json.dumps(line), flush=True)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    return 0

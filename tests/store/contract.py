@@ -33,12 +33,14 @@ from weir.store import (
     StoreError,
     TableSpec,
     UserIds,
+    erase_user,
     existing_event_ids,
     insert_events,
     migrate,
     query_groups,
     query_totals,
     rebuild_rollups,
+    stored_event,
     to_columns,
     winning_uids,
 )
@@ -382,6 +384,62 @@ class StoreContract:
         )
         assert rows == [("clocked", start + 100, start + 7300), ("plain", start + 100, start + 100)]
         assert (await store.query_rows(differ))[0] == (1, 42)
+
+    async def test_stored_event_read_back(self, store: Store, table_spec: TableSpec) -> None:
+        await migrate(store, table_spec)
+        start = recent_start()
+        event = StoredEvent(
+            event_id="order-1", event_name="buy", channel="web", user_id="u1",
+            timestamp=start + 100, client_timestamp=start + 7300, sent_at=start + 7400,
+            received_at=(start + 200) * 1000 + 123, tags=["a", "b"],
+            metadata={"sku": "x", "n": [1, {"deep": None}]}, campaign_id="c9",
+        )  # fmt: skip
+        odd = msgspec.structs.replace(
+            event, event_id=HOSTILE_STRINGS[0], campaign_id=None, tags=[], metadata={}
+        )
+        uids = await UserIds(store, table_spec).uids(["u1", "u1"])
+        data = to_columns([event, odd], ["0af7651916cd43dd8448eb211c80319c", ""], uids)
+        await insert_events(store, table_spec, data, "read-back")
+        assert await stored_event(store, table_spec, "order-1") == {
+            "event_id": "order-1", "event_name": "buy", "channel": "web", "user_id": "u1",
+            "timestamp": start + 100, "client_timestamp": start + 7300, "campaign_id": "c9",
+            "tags": ["a", "b"], "metadata": {"sku": "x", "n": [1, {"deep": None}]},
+            "received_at": (start + 200) * 1000 + 123,
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        }  # fmt: skip
+        found = await stored_event(store, table_spec, HOSTILE_STRINGS[0])
+        assert found is not None and found["campaign_id"] is None and found["trace_id"] is None
+        for unknown in ("order-2", HOSTILE_STRINGS[1], "order-1 "):
+            assert await stored_event(store, table_spec, unknown) is None
+
+    async def test_erase_user(self, store: Store, table_spec: TableSpec) -> None:
+        """A user's events leave the raw table and every rollup; /metrics equals a recount of
+        what remains, for every shape; users of any text are erased as themselves."""
+        await migrate(store, table_spec)
+        rng = random.Random(9)
+        start = recent_start()
+        events = random_events(rng, 1500, start, 3 * DAY)
+        odd_user = HOSTILE_STRINGS[1]  # `probe\\ttab`: must not erase `probe\ttab`
+        events = [
+            dataclasses.replace(e, user_id=odd_user if n % 50 == 0 else e.user_id)
+            for n, e in enumerate(events)
+        ]
+        events.append(dataclasses.replace(events[1], event_id="near", user_id=HOSTILE_STRINGS[0]))
+        await insert_events(store, table_spec, await columns(store, table_spec, events), "e")
+        for user in ("u7", odd_user):
+            gone = [e for e in events if e.user_id == user]
+            hours = {e.timestamp // 3600 for e in gone}
+            erased = await erase_user(store, table_spec, user)
+            assert (erased.events, erased.hours) == (len(gone), len(hours)) and erased.events
+            events = [e for e in events if e.user_id != user]
+            await assert_metrics_exact(store, table_spec, events, start, rng)
+        raw = table_spec.raw_ref
+        assert await count(store, f"SELECT count() FROM {raw}") == len(events)
+        assert await count(store, f"SELECT count() FROM {raw} WHERE user_id = 'u7'") == 0
+        assert await stored_event(store, table_spec, "near") is not None
+        again = await erase_user(store, table_spec, "u7")
+        assert (again.events, again.hours) == (0, 0)
+        assert (await erase_user(store, table_spec, "never-seen")).events == 0
 
     async def test_rebuild_rollups_after_erasure(self, store: Store, table_spec: TableSpec) -> None:
         """The store's one place that rebuilds rollup rows: delete a user's raw rows, rebuild the

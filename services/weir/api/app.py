@@ -17,7 +17,7 @@ from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
 from weir.api.front import Front
 from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
-from weir.api.routes import events, health, metrics, segment
+from weir.api.routes import erasure, events, health, metrics, segment, stored
 from weir.core.config import Settings
 from weir.core.event import EventIn
 from weir.observability.http import PrometheusMiddleware
@@ -89,6 +89,8 @@ def create_app(
     app.router.routes.extend(events.routes)
     app.include_router(metrics.router)
     app.include_router(segment.router)
+    app.include_router(stored.router)
+    app.include_router(erasure.router)
     app.include_router(health.router)
     app.add_middleware(PrometheusMiddleware)
     return app

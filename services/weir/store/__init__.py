@@ -7,11 +7,14 @@
     users = UserIds(store, spec)                       # one per process: dense user ids
     await insert_events(store, spec, to_columns(events, trace_ids, await users.uids(ids)), token)
     totals = await query_totals(store, spec, MetricsQuery("signup"))
-    await rebuild_rollups(store, spec, hours)          # after raw rows changed (e.g. erasure)
+    await rebuild_rollups(store, spec, hours)          # after raw rows changed
+    await erase_user(store, spec, "user-42")           # its events gone from raw and rollups
+    await stored_event(store, spec, event_id)          # GET /events/{event_id}
 
 Modules: `spec` (what a table is), `ddl` (every statement), `migrations` (plan and apply),
-`events` (the event-to-row mapping, inserts, id lookups), `users` (dense user ids every consumer
-agrees on), `rollups` (rebuilding rollup rows from the raw table), `queries` and `windows`
+`events` (the event-to-row mapping and back, inserts, id lookups), `users` (dense user ids every
+consumer agrees on), `rollups` (rebuilding rollup rows from the raw table), `erasure` (a user's
+events out of raw and rollups), `queries` and `windows`
 (/metrics); backends in `chdb/` and `server/`, chosen here by `make_store`.
 
 Raw table: ReplacingMergeTree on event_id, partitioned by month, ordered by
@@ -25,7 +28,14 @@ from __future__ import annotations
 
 from weir.core.config import Settings, StoreBackend
 from weir.store.base import Store, StoreError, StoreUnavailable
-from weir.store.events import INSERT_SETTINGS, existing_event_ids, insert_events, to_columns
+from weir.store.erasure import Erasure, erase_user
+from weir.store.events import (
+    INSERT_SETTINGS,
+    existing_event_ids,
+    insert_events,
+    stored_event,
+    to_columns,
+)
 from weir.store.migrations import (
     ExistingSchema,
     ExistingTable,
@@ -56,6 +66,7 @@ __all__ = [
     "EXTRA_COLUMN_TYPES",
     "INSERT_COLUMNS",
     "INSERT_SETTINGS",
+    "Erasure",
     "ExistingSchema",
     "ExistingTable",
     "ExtraColumn",
@@ -74,6 +85,7 @@ __all__ = [
     "UserIds",
     "backfill_user_ids",
     "drop",
+    "erase_user",
     "existing_event_ids",
     "insert_events",
     "make_store",
@@ -83,6 +95,7 @@ __all__ = [
     "query_totals",
     "read_existing",
     "rebuild_rollups",
+    "stored_event",
     "to_columns",
     "winning_uids",
 ]

@@ -1,4 +1,4 @@
-"""The raw events table's rows: the event-to-row mapping, inserts and id lookups (consumer)."""
+"""The raw events table's rows: the event-to-row mapping (and back), inserts, id lookups."""
 
 from __future__ import annotations
 
@@ -94,3 +94,38 @@ async def existing_event_ids(
         )
         found.update(str(row[0]) for row in rows)
     return found
+
+
+# A stored row as GET /events/{event_id} answers it: the stream's fields, times as unix numbers.
+_STORED_SELECT = (
+    "SELECT event_id, event_name, channel, campaign_id, user_id, toUnixTimestamp(timestamp), "
+    "toUnixTimestamp(client_timestamp), tags, metadata, toUnixTimestamp64Milli(received_at), "
+    "trace_id"
+)
+
+
+async def stored_event(store: Store, spec: TableSpec, event_id: str) -> dict[str, Any] | None:
+    """The stored event with this id (None when there is none), mapped back from its row.
+
+    Read straight from the raw table (no FINAL): a row is there as soon as its insert returned,
+    and the consumer never inserts an id twice, so the first row is the event."""
+    rows = await store.query_rows(
+        f"{_STORED_SELECT} FROM {spec.raw_ref} WHERE event_id = {{id:String}} LIMIT 1",
+        {"id": event_id},
+    )
+    if not rows:
+        return None
+    (eid, name, channel, campaign, user, ts, client_ts, tags, metadata, received, trace) = rows[0]
+    return {
+        "event_id": eid,
+        "event_name": name,
+        "channel": channel,
+        "user_id": user,
+        "timestamp": int(ts),
+        "client_timestamp": int(client_ts),
+        "campaign_id": campaign or None,
+        "tags": list(tags),
+        "metadata": orjson.loads(metadata),
+        "received_at": int(received),
+        "trace_id": trace or None,
+    }

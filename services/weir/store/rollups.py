@@ -36,7 +36,7 @@ async def rebuild_rollups(store: Store, spec: TableSpec, hours: Collection[int])
             chunk = buckets[start : start + _BUCKETS_PER_STATEMENT]
             listed = ", ".join(f"toDateTime({b}, 'UTC')" for b in chunk)
             await store.command(
-                f"ALTER TABLE {table} DELETE WHERE bucket IN ({listed})", {"mutations_sync": 2}
+                f"DELETE FROM {table} WHERE bucket IN ({listed})", {"lightweight_deletes_sync": 2}
             )
             span = (
                 f"timestamp >= toDateTime({chunk[0]}, 'UTC') AND timestamp < toDateTime("
