@@ -16,7 +16,7 @@ from weir.api.auth import Authenticator
 from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
 from weir.api.front import Front
-from weir.api.ingest import HeaderHook, Ingestor, trace_context_headers
+from weir.api.ingest import Ingestor
 from weir.api.routes import erasure, events, health, metrics, segment, stored
 from weir.core.config import Settings
 from weir.core.event import EventIn
@@ -55,7 +55,6 @@ def create_app(
     settings: Settings,
     producer: Producer | None = None,
     store: Store | None = None,
-    extra_headers: HeaderHook | None = None,
     workers: int = 1,
 ) -> FastAPI:
     """Build the app. Parts passed in are owned by the caller (e.g. `weir dev`); parts left out
@@ -71,9 +70,7 @@ def create_app(
             app.state.auth = Authenticator.from_settings(settings, workers)
             app.state.store = parts.store
             app.state.table_spec = parts.spec
-            app.state.ingestor = Ingestor(
-                parts.producer, settings, extra_headers or trace_context_headers
-            )
+            app.state.ingestor = Ingestor(parts.producer, settings)
             yield
 
     app = FastAPIOffline(

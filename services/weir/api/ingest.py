@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -19,7 +19,8 @@ from weir.core.event import (
 from weir.observability import metrics, tracing
 from weir.stream import Message, Producer, StreamError, StreamFull
 
-HeaderHook = Callable[[StoredEvent], Sequence[tuple[str, bytes]]]
+Headers = tuple[tuple[str, bytes], ...]
+_CONTENT_HEADERS: Headers = (("content-type", b"application/json"), ("weir-schema", SCHEMA_VERSION))
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,6 @@ class Ingestor:
 
     producer: Producer
     settings: Settings
-    extra_headers: HeaderHook | None = None
 
     def window(self) -> TimeWindow:
         return TimeWindow(
@@ -57,7 +57,10 @@ class Ingestor:
         # request's trace id.
         span = tracing.producer_span(topic, len(events)) if tracing.recording() else nullcontext()
         with span:
-            messages = [self._message(event) for event in events]
+            # One context for the whole request: built once, not per event (it was ~3/4 of a
+            # batch's per-event message cost).
+            trace = tuple(tracing.trace_headers())
+            messages = [_message(event, trace) for event in events]
             started = time.perf_counter()
             try:
                 await self.producer.send(
@@ -78,21 +81,12 @@ class Ingestor:
         metrics.EVENTS_ACCEPTED.inc(len(events))
         metrics.count_clocks(events, window.now)
 
-    def _message(self, event: StoredEvent) -> Message:
-        key = event.event_id.encode()
-        headers = [
-            ("content-type", b"application/json"),
-            ("weir-schema", SCHEMA_VERSION),
-            ("event-id", key),
-        ]
-        if self.extra_headers is not None:
-            headers.extend(self.extra_headers(event))
-        return Message(key=key, value=event.encode(), headers=tuple(headers))
 
-
-def trace_context_headers(_: StoredEvent) -> list[tuple[str, bytes]]:
-    """The default `extra_headers`: W3C `traceparent`/`tracestate` of the current span."""
-    return tracing.trace_headers()
+def _message(event: StoredEvent, trace: Headers) -> Message:
+    """The stream message of an event; `trace`: the W3C headers of the request's span."""
+    key = event.event_id.encode()
+    headers = (*_CONTENT_HEADERS, ("event-id", key), *trace)
+    return Message(key=key, value=event.encode(), headers=headers)
 
 
 def now_ms() -> int:
