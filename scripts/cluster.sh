@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A one-node Kubernetes cluster for tests, in a network namespace of its own, from cached builds
 # (scripts/cluster/build.sh): etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# containerd + runc, kubelet, kube-proxy (iptables), CoreDNS, bridge CNI (Debian's plugins).
+# containerd + runc, kubelet, kube-proxy (iptables), CoreDNS, bridge CNI (Debian's plugins),
+# metrics-server.
 #
 #   scripts/cluster.sh deps              install the Debian packages it needs (apt-get)
 #   scripts/cluster.sh up                build what is missing, start the cluster, wait for the node
@@ -86,6 +87,10 @@ write_pki() {
     issue apiserver /CN=kube-apiserver "subjectAltName=IP:$service_ip,IP:$NODE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage=serverAuth"
     issue front-proxy /CN=front-proxy "extendedKeyUsage=clientAuth"
+    # metrics-server runs as a process at the node's address, served under the name the
+    # aggregator checks (<service>.<namespace>.svc).
+    issue addons /CN=weir-cluster-addons "subjectAltName=IP:$NODE_IP,DNS:metrics-server.kube-system.svc
+extendedKeyUsage=serverAuth,clientAuth"
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
     echo "$ADMIN_TOKEN,weir-admin,weir-admin,system:masters" >"$pki/tokens.csv"
@@ -116,8 +121,10 @@ ADMIN_TOKEN=$ADMIN_TOKEN
 NODE_BIN=$NODE_BIN
 KUBE_APISERVER=$KUBE_APISERVER
 COREDNS=$COREDNS_BIN
+METRICS_SERVER=$METRICS_SERVER_BIN
 CGROUP=$CGROUP
 EOF
+    write_addons
     grep ' cgroup ' /proc/self/mounts >"$DIR/cgroup-mounts"
     cat >"$DIR/containerd.toml" <<EOF
 version = 2
@@ -220,6 +227,44 @@ EOF
 EOF
 }
 
+# metrics-server (resource metrics: the HPA's CPU, `kubectl top`) is a process of the node
+# (node.sh), at $NODE_IP: a Service without a selector whose endpoint is that address, registered
+# as its APIService. The aggregator routes to the endpoint (--enable-aggregator-routing) and checks
+# the certificate against the cluster CA.
+write_addons() {
+    local ca
+    ca="$(base64 -w0 "$DIR/pki/ca.crt")"
+    {
+        addon_api metrics-server kube-system 4443 metrics.k8s.io "$ca"
+    } >"$DIR/addons.yaml"
+}
+
+addon_api() { # service namespace port group ca-bundle
+    cat <<EOF
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: $2}
+spec: {ports: [{name: https, port: 443, targetPort: $3}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: $1, namespace: $2}
+subsets: [{addresses: [{ip: $NODE_IP}], ports: [{name: https, port: $3}]}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.$4}
+spec:
+  group: $4
+  version: v1beta1
+  service: {name: $1, namespace: $2, port: 443}
+  caBundle: $5
+  groupPriorityMinimum: 100
+  versionPriority: 100
+EOF
+}
+
 # --- namespace, cgroups, sysctls -------------------------------------------------------------------
 cgroup_dirs() { local h; for h in /sys/fs/cgroup/*/; do [[ -d "$h$CGROUP" ]] && echo "$h$CGROUP"; done; }
 
@@ -271,6 +316,7 @@ up() {
     "$HERE/build.sh" node
     "$HERE/build.sh" coredns
     "$HERE/build.sh" pause
+    "$HERE/build.sh" metrics-server
     down_quiet
     local started=$SECONDS
     mkdir -p "$DIR"

@@ -8,7 +8,9 @@
 #   scripts/cluster/build.sh pause     the pause image (pause.c of the same k8s.io/kubernetes)
 #   scripts/cluster/build.sh base      a Debian bookworm root filesystem with python3 (debootstrap)
 #   scripts/cluster/build.sh crds      the upstream CRDs: KEDA, ServiceMonitor, Strimzi
-#   scripts/cluster/build.sh all       all of the above (default)
+#   scripts/cluster/build.sh metrics-server   metrics-server (Go module sigs.k8s.io/metrics-server)
+#   scripts/cluster/build.sh keda      KEDA's operator and metrics apiserver (not yet in `all`)
+#   scripts/cluster/build.sh all       all of the above but keda (default)
 #   scripts/cluster/build.sh paths     print `export` lines naming every build
 #
 # The Kubernetes binaries come from the same k8s.io/kubernetes module version, wrapper module and
@@ -115,6 +117,68 @@ GO
     log "built $COREDNS_BIN"
 }
 
+# --- metrics-server, KEDA: built in a copy of their own module -----------------------------------
+# A module's replace and exclude directives hold only when it is the main module (KEDA has both),
+# so these build in a writable copy of the module's source with its own go.mod and go.sum: the
+# dependency versions its release was tested with.
+
+# go_module_dir MODULE@VERSION: the module's source in the module cache (downloaded once).
+go_module_dir() {
+    mkdir -p "$CACHE_ROOT/go"
+    (cd "$CACHE_ROOT/go" && go mod download -json "$1") | sed -n 's/.*"Dir": "\(.*\)",*/\1/p'
+}
+
+# build_module_copy MODULE@VERSION HOME LDFLAGS OUT=PACKAGE...: binaries into HOME/bin.
+build_module_copy() {
+    local module="$1" home="$2" ldflags="$3" dir src target
+    shift 3
+    command -v go >/dev/null || die "go not found"
+    dir="$(go_module_dir "$module")"
+    [[ -f "$dir/go.mod" ]] || die "no source for $module"
+    src="$home/src"
+    rm -rf "$src"
+    mkdir -p "$home/bin"
+    cp -r "$dir" "$src"
+    chmod -R u+w "$src"
+    for target in "$@"; do
+        [[ -x "$home/bin/${target%%=*}" ]] && continue
+        (cd "$src" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "$ldflags" \
+            -o "$home/bin/${target%%=*}.tmp" "${target#*=}")
+        mv "$home/bin/${target%%=*}.tmp" "$home/bin/${target%%=*}"
+        log "built $home/bin/${target%%=*}"
+    done
+    rm -rf "$src"
+}
+
+build_metrics_server() {
+    [[ -x "$METRICS_SERVER_BIN" ]] && return 0
+    locked "metrics-server-$METRICS_SERVER_VERSION" compile_metrics_server
+}
+
+compile_metrics_server() {
+    [[ -x "$METRICS_SERVER_BIN" ]] && return 0
+    log "building metrics-server $METRICS_SERVER_VERSION (cold: a few minutes)"
+    build_module_copy "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" "$METRICS_SERVER_HOME" \
+        "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+        metrics-server=./cmd/metrics-server
+}
+
+KEDA_CMDS=(keda keda-adapter)
+keda_built() { [[ -x "$KEDA_BIN/keda" && -x "$KEDA_BIN/keda-adapter" ]]; }
+
+build_keda() {
+    keda_built && return 0
+    locked "keda-$KEDA_VERSION" compile_keda
+}
+
+compile_keda() {
+    keda_built && return 0
+    log "building KEDA $KEDA_VERSION operator and metrics apiserver (cold: long, every scaler's SDK)"
+    build_module_copy "github.com/kedacore/keda/v2@$KEDA_VERSION" "$KEDA_HOME" \
+        "-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}" \
+        keda=./cmd/operator keda-adapter=./cmd/adapter
+}
+
 # --- pause ---------------------------------------------------------------------------------------
 build_pause() {
     [[ -f "$PAUSE_TAR" ]] && return 0
@@ -187,9 +251,9 @@ fetch_crds() {
     mkdir -p "$CACHE_ROOT/go"
     staging="$(mktemp -d "$CACHE_ROOT/.crds.XXXXXX")"
     # KEDA and prometheus-operator: their Go modules carry the generated CRDs.
-    dir="$(cd "$CACHE_ROOT/go" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
+    dir="$(go_module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
     cp "$dir"/config/crd/bases/keda.sh_*.yaml "$staging/"
-    dir="$(cd "$CACHE_ROOT/go" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
+    dir="$(go_module_dir "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION")"
     cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$staging/"
     # Strimzi: the api module's test jar on Maven Central ships the CRDs it is generated from.
     jar="$staging/strimzi-api-tests.jar"
@@ -220,7 +284,10 @@ case "${1:-all}" in
     pause) build_pause ;;
     base) build_base ;;
     crds) build_crds ;;
-    all) build_node && build_coredns && build_pause && build_base && build_crds ;;
+    metrics-server) build_metrics_server ;;
+    keda) build_keda ;;
+    all) build_node && build_coredns && build_pause && build_base && build_crds \
+        && build_metrics_server ;;
     paths) print_paths ;;
-    *) die "usage: $0 node|coredns|pause|base|crds|all|paths" ;;
+    *) die "usage: $0 node|coredns|pause|base|crds|metrics-server|keda|all|paths" ;;
 esac

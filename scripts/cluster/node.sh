@@ -2,7 +2,7 @@
 # The node's processes, started by `scripts/cluster.sh up` inside the cluster's network namespace
 # and a mount namespace of their own (not meant to be run by hand):
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet,
-#   kube-proxy, CoreDNS
+#   kube-proxy, CoreDNS, metrics-server
 # Runs until it is sent TERM, then stops them. Everything they mount (container root filesystems,
 # volumes, pod network namespaces) lives in this mount namespace and goes when it does.
 set -euo pipefail
@@ -100,6 +100,17 @@ start kubelet "$NODE_BIN/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$DI
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
 start kube-proxy "$NODE_BIN/kube-proxy" --config "$DIR/kube-proxy.yaml"
 start coredns "$COREDNS" -conf "$DIR/Corefile"
+
+# metrics-server, registered as v1beta1.metrics.k8s.io (scripts/cluster.sh write_addons). It reads
+# the kubelet's resource metrics at the node's InternalIP; the kubelet's serving certificate is
+# self-signed, hence --kubelet-insecure-tls. Every 10 s (its minimum) so the HPA reacts soon.
+kubectl --kubeconfig "$DIR/admin.kubeconfig" apply -f "$DIR/addons.yaml" >"$DIR/logs/addons.log" 2>&1
+start metrics-server "$METRICS_SERVER" --kubeconfig "$DIR/admin.kubeconfig" \
+    --authentication-kubeconfig "$DIR/admin.kubeconfig" --authorization-kubeconfig "$DIR/admin.kubeconfig" \
+    --bind-address "$NODE_IP" --secure-port 4443 \
+    --tls-cert-file "$DIR/pki/addons.crt" --tls-private-key-file "$DIR/pki/addons.key" \
+    --kubelet-insecure-tls --kubelet-preferred-address-types InternalIP \
+    --metric-resolution 10s --kubelet-request-timeout 5s
 
 echo ready >"$DIR/node.started"
 wait

@@ -87,6 +87,22 @@ class Cluster:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
 
+    def service_url(self, component: str) -> tuple[str, str]:
+        """(name, http://clusterIP:port) of the release's Service for `component`."""
+        (service,) = self.get(
+            "services", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}"
+        )["items"]
+        spec = service["spec"]
+        return service["metadata"]["name"], f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
+
+    def in_netns(self, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start a command in the cluster's network namespace, in the background."""
+        return subprocess.Popen(
+            [str(SCRIPTS / "cluster.sh"), "exec", *args],
+            env=os.environ | {"WEIR_CLUSTER_NAME": NAME},
+            **kwargs,
+        )
+
     def wait_for(self, what: str, probe: Any, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:

@@ -9,14 +9,12 @@ cluster's network namespace and reaches the api through its Service, as a client
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import urllib.parse
 import uuid
 from pathlib import Path
 
-from tests.cluster.conftest import NAME, NAMESPACE, REPO_ROOT, SCRIPTS, Cluster
+from tests.cluster.conftest import NAMESPACE, REPO_ROOT, Cluster
 
 TRICKLE = Path(__file__).with_name("trickle.py")
 
@@ -29,27 +27,18 @@ def api_pods(cluster: Cluster) -> set[str]:
 def test_rolling_update_of_the_api_loses_no_event(
     cluster: Cluster, weir_release: str, tmp_path: Path
 ) -> None:
-    (service,) = cluster.get("services", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=api")[
-        "items"
-    ]
-    url = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
-    deployment = service["metadata"]["name"]
+    deployment, url = cluster.service_url("api")
     event_name = f"rolling-{uuid.uuid4().hex[:12]}"
     ledger, stop, summary = tmp_path / "ledger", tmp_path / "stop", tmp_path / "summary.json"
-    trickle = subprocess.Popen(
-        [
-            str(SCRIPTS / "cluster.sh"),
-            "exec",
-            str(REPO_ROOT / ".venv" / "bin" / "python"),
-            str(TRICKLE),
-            f"--url={url}",
-            f"--event-name={event_name}",
-            "--rate=20",
-            f"--ledger={ledger}",
-            f"--stop-file={stop}",
-            f"--summary={summary}",
-        ],
-        env=os.environ | {"WEIR_CLUSTER_NAME": NAME},
+    trickle = cluster.in_netns(
+        str(REPO_ROOT / ".venv" / "bin" / "python"),
+        str(TRICKLE),
+        f"--url={url}",
+        f"--event-name={event_name}",
+        "--rate=20",
+        f"--ledger={ledger}",
+        f"--stop-file={stop}",
+        f"--summary={summary}",
     )
     try:
         cluster.wait_for(
