@@ -115,6 +115,10 @@ def chart_rbac(namespace: str) -> list[dict[str, Any]]:
             namespace,
             "--set",
             "operator.rbac.clusterWide=false",
+            # The chart refuses to render without API keys or an explicit open api; only the
+            # operator's objects are shown here, which neither choice changes.
+            "--set",
+            "api.keys.open=true",
             "--show-only",
             "templates/operator/serviceaccount.yaml",
             "--show-only",
