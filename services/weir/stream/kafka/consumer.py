@@ -33,6 +33,9 @@ def _theirs(partition: TopicPartition) -> aiokafka.TopicPartition:
     return aiokafka.TopicPartition(partition.topic, partition.partition)
 
 
+REBALANCE_TIMEOUT_MS = 300_000
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, on_revoked: RebalanceCallback, on_assigned: RebalanceCallback) -> None:
         self._on_revoked = on_revoked
@@ -75,6 +78,13 @@ class KafkaConsumer:
             isolation_level="read_committed",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,  # notice rebalances (scale up/down) within a second
+            # How long the group waits for a member to rejoin, i.e. for its flush on revoke.
+            # aiokafka's default is the session timeout (10 s): a flush retrying a slow store
+            # outlasted it, the member was dropped, and the new owner stored the same events
+            # while the old one still inserted them (counted twice; scripts/soak.py). A dead
+            # member is still noticed within the session timeout. 5 min as in Kafka's Java
+            # client (max.poll.interval.ms).
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
         )
         throttle_metadata_retries(consumer._client)
         consumer.subscribe([self._topic], listener=_Listener(self._on_revoked, self._on_assigned))
