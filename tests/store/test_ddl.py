@@ -142,3 +142,16 @@ def test_split_window_prefers_coarse_buckets() -> None:
     assert split_window(10, 20, (DAY, HOUR, 1)) == [Piece(1, 10, 20)]
     assert split_window(None, None, (DAY, HOUR, 1)) == [Piece(DAY, None, None)]
     assert split_window(5, 5, (HOUR, 1)) == []
+
+
+def test_short_windows_read_raw_rows_only() -> None:
+    from weir.store.queries import RAW_WINDOW_SECONDS, MetricsQuery, _union
+
+    spec = TableSpec.from_settings(Settings())
+    start = 1_790_000_000 - 1_790_000_000 % DAY
+    short = MetricsQuery("signup", start + 1, start + RAW_WINDOW_SECONDS)
+    sql, _ = _union(spec, short)
+    assert spec.raw_ref in sql and "UNION ALL" not in sql
+    longer = MetricsQuery("signup", start + 1, start + RAW_WINDOW_SECONDS + 1)
+    sql, _ = _union(spec, longer)
+    assert sql.count("UNION ALL") >= 1  # whole hours from a rollup, the edges from raw rows
