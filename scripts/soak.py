@@ -280,11 +280,12 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         metrics = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
         stored = asyncio.run(stored_ids(env, ledger.event_name))
     finally:
-        lag.close()
-        for child in reversed(children):
-            child.stop()
-        shim.stop()
-        broker.stop()
+        # Every step, even when one fails: nothing of the run may outlive it.
+        for step in [lag.close, *(c.stop for c in reversed(children)), shim.stop, broker.stop]:
+            try:
+                step()
+            except Exception as error:
+                print(f"cleanup: {error!r}", file=sys.stderr)
     verdict = ledger.verdict(stored)
     want_total, want_users = ledger.expected_metrics(stored)
     return {
