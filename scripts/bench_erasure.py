@@ -1,5 +1,6 @@
 """Benchmark erasing a user (`weir.store.erase_user`: the user's raw rows deleted, the rollup
-buckets they were counted in rebuilt) at N events. Events are generated inside chDB like
+buckets they were counted in rebuilt) at N events, and --batch users in one pass (`erase_users`,
+what `weir erase-user` does with several). Events are generated inside chDB like
 bench_metrics.py's (same generator and workloads) into a scratch directory (not cached: erasing
 changes the data, and chDB opens one data path per process, so a cached copy could not be opened
 after loading it). Users are picked by activity (the median and the most active user, plus a
@@ -26,12 +27,13 @@ from pathlib import Path
 from bench_common import CORES_NOTE, write_report
 from bench_metrics import DAY, SPEC, at_store, load, shapes, user_expr
 
-from weir.store import erase_user, migrate
+from weir.store import erase_user, erase_users, migrate
 from weir.store.chdb import ChdbStore
 
 
-async def pick_users(store: ChdbStore, sample: int) -> dict[str, str]:
-    """user_id -> why it was picked: the median and the most active user, and a sample."""
+async def pick_users(store: ChdbStore, sample: int, batch: int) -> tuple[dict[str, str], list[str]]:
+    """(user_id -> why it was picked: the median and the most active user, and a sample; a batch
+    of other users spread over the activity range)."""
     rows = await store.query_rows(
         f"SELECT user_id, count() AS n FROM {SPEC.raw_ref} GROUP BY user_id ORDER BY n, user_id"
     )
@@ -39,7 +41,8 @@ async def pick_users(store: ChdbStore, sample: int) -> dict[str, str]:
     step = max(1, len(rows) // (sample + 1))
     for user, _ in rows[step::step][:sample]:
         picked.setdefault(str(user), "sample")
-    return picked
+    rest = [str(user) for user, _ in rows if str(user) not in picked]
+    return picked, rest[:: max(1, len(rest) // batch)][:batch]
 
 
 async def main() -> None:
@@ -50,6 +53,7 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000, help="uniform workload only")
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--sample", type=int, default=3, help="users erased besides two picked")
+    parser.add_argument("--batch", type=int, default=100, help="users erased in one pass")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="weir-bench-erasure-") as scratch:
@@ -59,7 +63,7 @@ async def main() -> None:
             end = (int(time.time()) // DAY + 1) * DAY
             start = end - args.days * DAY
             load_seconds = await load(store, args, start)
-            users = await pick_users(store, args.sample)
+            users, batch = await pick_users(store, args.sample, args.batch)
             runs = []
             for user, why in users.items():
                 erased = await erase_user(store, SPEC, user)
@@ -67,17 +71,24 @@ async def main() -> None:
                     {
                         "user_id": user,
                         "picked": why,
-                        "events": erased.events,
+                        "events": erased.total,
                         "hours": erased.hours,
                         "seconds": round(erased.seconds, 3),
                     }
                 )
                 print(
-                    f"  {why:12} {user:>12}: {erased.events:>6,} events, {erased.hours:>5,} hours"
+                    f"  {why:12} {user:>12}: {erased.total:>6,} events, {erased.hours:>5,} hours"
                     f" rebuilt, {erased.seconds:7.2f} s",
                     file=sys.stderr,
                     flush=True,
                 )
+            together = await erase_users(store, SPEC, batch)
+            print(
+                f"  {len(batch)} users in one pass: {together.total:,} events, {together.hours:,}"
+                f" hours rebuilt, {together.seconds:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             checked = await at_store(store, shapes(start, end), 1)
             remaining = int((await store.query_rows(f"SELECT count() FROM {SPEC.raw_ref}"))[0][0])
         finally:
@@ -86,7 +97,8 @@ async def main() -> None:
     print(
         f"{args.events:,} events ({args.workload}, {user_expr(args)[2]:,} users, "
         f"{args.days} days): {len(runs)} erasures, median {statistics.median(seconds):.2f} s, "
-        f"max {max(seconds):.2f} s; afterwards {len(checked)} query shapes equal a recount"
+        f"max {max(seconds):.2f} s; {len(batch)} users in one pass {together.seconds:.2f} s; "
+        f"afterwards {len(checked)} query shapes equal a recount"
     )
     print(f"{'user':>14} {'picked':12} {'events':>8} {'hours':>7} {'seconds':>8}")
     for r in runs:
@@ -104,6 +116,12 @@ async def main() -> None:
         "erasures": runs,
         "median_seconds": round(statistics.median(seconds), 3),
         "max_seconds": round(max(seconds), 3),
+        "batch": {
+            "users": len(batch),
+            "events": together.total,
+            "hours": together.hours,
+            "seconds": round(together.seconds, 3),
+        },
         "remaining_events": remaining,
         "exact_after": all(r["exact"] for r in checked.values()),
         "engine": "chdb",

@@ -14,7 +14,7 @@ import logging
 
 from weir.core.config import Settings, StreamBackend
 from weir.parts import migrate_schema
-from weir.store import TableSpec, erase_user, make_store
+from weir.store import TableSpec, erase_users, make_store
 from weir.stream import TopicAdmin
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ async def provision(settings: Settings) -> None:
 
 
 def erase(settings: Settings, argv: list[str]) -> int:
-    """`weir erase-user USER_ID...`: each user's events out of the raw table and every rollup
-    (`weir.store.erase_user`); prints one JSON line per user. The same as
-    `DELETE /users/{user_id}/events`."""
+    """`weir erase-user USER_ID...`: the users' events out of the raw table and every rollup,
+    all in one pass (`weir.store.erase_users`); prints one JSON line per user, then one with the
+    totals. The same as `DELETE /users/{user_id}/events` for each."""
     parser = argparse.ArgumentParser(
         prog="weir erase-user", description="Delete every stored event of each user_id."
     )
@@ -51,18 +51,14 @@ def erase(settings: Settings, argv: list[str]) -> int:
     async def run() -> None:
         store = make_store(settings)
         try:
-            spec = TableSpec.from_settings(settings)
-            for user_id in args.user_ids:
-                erased = await erase_user(store, spec, user_id)
-                line = {
-                    "user_id": user_id,
-                    "erased_events": erased.events,
-                    "rebuilt_hours": erased.hours,
-                    "seconds": round(erased.seconds, 3),
-                }
-                print(json.dumps(line), flush=True)
+            erased = await erase_users(store, TableSpec.from_settings(settings), args.user_ids)
         finally:
             await store.close()
+        for user_id in args.user_ids:
+            line = {"user_id": user_id, "erased_events": erased.events[user_id]}
+            print(json.dumps(line), flush=True)
+        total = {"erased_events": erased.total, "rebuilt_hours": erased.hours}
+        print(json.dumps(total | {"seconds": round(erased.seconds, 3)}), flush=True)
 
     asyncio.run(run())
     return 0

@@ -81,19 +81,21 @@ async def test_read_back_and_erasure_keep_metrics_exact(
         again = await api.delete("/users/user-7/events")
         assert again.json()["erased_events"] == 0
 
-        mine = [e for e in truth.values() if e["user_id"] == "user-3"]
+        gone = ("user-3", "user-4")
+        mine = {u: sum(e["user_id"] == u for e in truth.values()) for u in gone}
         cli = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "weir.cli", "erase-user", "user-3"],
+            [sys.executable, "-m", "weir.cli", "erase-user", *gone],
             env=settings_env(pipeline_settings),
             cwd=REPO_ROOT,
             capture_output=True,
             timeout=120,
         )
         assert cli.returncode == 0, cli.stderr.decode()
-        line = orjson.loads(cli.stdout.splitlines()[-1])
-        assert line["user_id"] == "user-3" and line["erased_events"] == len(mine) > 0
-        truth = {k: e for k, e in truth.items() if e["user_id"] != "user-3"}
+        lines = [orjson.loads(line) for line in cli.stdout.splitlines()]
+        assert lines[:2] == [{"user_id": u, "erased_events": mine[u]} for u in gone]
+        assert lines[2]["erased_events"] == sum(mine.values()) > 0
+        truth = {k: e for k, e in truth.items() if e["user_id"] not in gone}
         await check_every_view(api, truth, now)
     finally:
         consumer.send_signal(signal.SIGTERM)

@@ -34,6 +34,7 @@ from weir.store import (
     TableSpec,
     UserIds,
     erase_user,
+    erase_users,
     existing_event_ids,
     insert_events,
     migrate,
@@ -430,7 +431,7 @@ class StoreContract:
             gone = [e for e in events if e.user_id == user]
             hours = {e.timestamp // 3600 for e in gone}
             erased = await erase_user(store, table_spec, user)
-            assert (erased.events, erased.hours) == (len(gone), len(hours)) and erased.events
+            assert (erased.total, erased.hours) == (len(gone), len(hours)) and erased.total
             events = [e for e in events if e.user_id != user]
             await assert_metrics_exact(store, table_spec, events, start, rng)
         raw = table_spec.raw_ref
@@ -438,8 +439,15 @@ class StoreContract:
         assert await count(store, f"SELECT count() FROM {raw} WHERE user_id = 'u7'") == 0
         assert await stored_event(store, table_spec, "near") is not None
         again = await erase_user(store, table_spec, "u7")
-        assert (again.events, again.hours) == (0, 0)
-        assert (await erase_user(store, table_spec, "never-seen")).events == 0
+        assert (again.total, again.hours) == (0, 0)
+        # several users in one pass, one of them unknown
+        users = ["u1", "u2", "never-seen", HOSTILE_STRINGS[0]]
+        many = await erase_users(store, table_spec, users)
+        assert many.events == {u: sum(e.user_id == u for e in events) for u in users}
+        assert many.hours == len({e.timestamp // 3600 for e in events if e.user_id in users})
+        events = [e for e in events if e.user_id not in users]
+        await assert_metrics_exact(store, table_spec, events, start, rng)
+        assert await stored_event(store, table_spec, "near") is None
 
     async def test_rebuild_rollups_after_erasure(self, store: Store, table_spec: TableSpec) -> None:
         """The store's one place that rebuilds rollup rows: delete a user's raw rows, rebuild the

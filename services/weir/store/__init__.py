@@ -8,7 +8,7 @@
     await insert_events(store, spec, to_columns(events, trace_ids, await users.uids(ids)), token)
     totals = await query_totals(store, spec, MetricsQuery("signup"))
     await rebuild_rollups(store, spec, hours)          # after raw rows changed
-    await erase_user(store, spec, "user-42")           # its events gone from raw and rollups
+    await erase_users(store, spec, ["user-42"])        # their events gone from raw and rollups
     await stored_event(store, spec, event_id)          # GET /events/{event_id}
 
 Modules: `spec` (what a table is), `ddl` (every statement), `migrations` (plan and apply),
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from weir.core.config import Settings, StoreBackend
 from weir.store.base import Store, StoreError, StoreUnavailable
-from weir.store.erasure import Erasure, erase_user
+from weir.store.erasure import Erasure, erase_user, erase_users
 from weir.store.events import (
     INSERT_SETTINGS,
     existing_event_ids,
@@ -86,6 +86,7 @@ __all__ = [
     "backfill_user_ids",
     "drop",
     "erase_user",
+    "erase_users",
     "existing_event_ids",
     "insert_events",
     "make_store",

@@ -29,7 +29,7 @@ async def erase_user_events(
         raise store_unavailable(error) from None
     return {
         "user_id": user_id,
-        "erased_events": erased.events,
+        "erased_events": erased.total,
         "rebuilt_hours": erased.hours,
         "seconds": round(erased.seconds, 3),
     }
