@@ -117,6 +117,9 @@ def test_retries_honour_retry_after_and_keep_event_ids(make_client: Callable[...
     finally:
         client.close(timeout=1)
     assert recorder.ids() == [event_id] * 3  # the same event, three attempts
+    # each attempt says when it was sent (the API corrects the clock by it)
+    sent = [batch[0]["sent_at"] for batch in recorder.batches]
+    assert sent == sorted(sent) and sent[-1] - sent[0] >= 1 and abs(sent[-1] - time.time()) < 5
     gaps = [b - a for a, b in zip(recorder.times, recorder.times[1:], strict=False)]
     assert all(gap >= 0.95 for gap in gaps), gaps
     assert client.stats.retries == 2 and client.stats.delivered == 1

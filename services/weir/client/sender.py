@@ -197,7 +197,7 @@ class Sender:
                 time.sleep(delay)
 
     def _attempt(self, batch: list[dict[str, Any]]) -> wire.Outcome:
-        body, headers = wire.batch_body(batch, self.options.compress)
+        body, headers = wire.batch_body(batch, self.options.compress, int(time.time()))
         try:
             response = self._http.post(wire.BATCH_PATH, content=body, headers=headers)
         except httpx.TransportError as error:

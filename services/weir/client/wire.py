@@ -60,8 +60,14 @@ def encoded_size(event: dict[str, Any]) -> int:
     return len(json.dumps(event, separators=(",", ":")))
 
 
-def batch_body(events: list[dict[str, Any]], compress: bool) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one attempt to deliver `events`."""
+def batch_body(
+    events: list[dict[str, Any]], compress: bool, sent_at: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt to deliver `events`. `sent_at` (this machine's clock,
+    stamped on every attempt) lets the API correct timestamps for this clock's error; it is not
+    part of an event's identity, so a retry is still the same event."""
+    if sent_at is not None:
+        events = [event | {"sent_at": sent_at} for event in events]
     data = json.dumps(events, separators=(",", ":")).encode()
     headers = {"content-type": "application/json"}
     if compress:
