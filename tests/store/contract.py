@@ -229,6 +229,17 @@ class StoreContract:
         quarters = [(start, start + DAY // 4 - 1), (start + 3 * DAY // 4 + 1, start + DAY)]
         split = await existing_event_ids(store, table_spec, ids, quarters, names)
         assert split == early | late
+        # More ids than one query carries: several queries, the same answer.
+        assert store.max_lookup_ids >= 1000
+        original = store.max_lookup_ids
+        store.max_lookup_ids = 7
+        try:
+            chunked = await existing_event_ids(
+                store, table_spec, ids, [(start, start + DAY)], names
+            )
+        finally:
+            store.max_lookup_ids = original
+        assert chunked == found
 
     async def test_any_string_is_counted_by_its_own_name(
         self, store: Store, table_spec: TableSpec

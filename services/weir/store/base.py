@@ -39,7 +39,12 @@ class Store(Protocol):
     `insert` takes column-oriented data: `data[i]` holds every value of `columns[i]`.
     Values: str, int, float, bool, list[str] for Array(String); DateTime columns take int unix
     seconds or aware datetimes, DateTime64 columns take aware datetimes.
+
+    `max_lookup_ids`: most ids one id lookup query carries (`events.existing_event_ids`). Each
+    query has a fixed cost of milliseconds, so a backend takes as many as its transport allows.
     """
+
+    max_lookup_ids: int
 
     async def command(self, sql: str, settings: SettingsMap | None = None) -> None: ...
 

@@ -12,8 +12,6 @@ from weir.core.event import StoredEvent
 from weir.store.base import Store
 from weir.store.spec import INSERT_COLUMNS, TableSpec
 
-# Ids per lookup query: keeps each request's URL/parameters well under server limits.
-LOOKUP_CHUNK = 5000
 # Makes a retried insert (same token) deduplicated in every rollup as well as the raw table.
 INSERT_SETTINGS: dict[str, str | int] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 
@@ -80,7 +78,8 @@ async def existing_event_ids(
     bounds: dict[str, Any] = {}
     for n, (lo, hi) in enumerate(time_ranges):
         bounds |= {f"lo{n}": lo, f"hi{n}": hi}
-    for start in range(0, len(unique), LOOKUP_CHUNK):
+    chunk = store.max_lookup_ids
+    for start in range(0, len(unique), chunk):
         rows = await store.query_rows(
             f"SELECT event_id FROM {spec.raw_ref} "  # no DISTINCT: the set below is (-30 % CPU)
             "WHERE event_name IN {names:Array(String)} "
@@ -89,7 +88,7 @@ async def existing_event_ids(
             {
                 **bounds,
                 "names": sorted(set(event_names)),
-                "ids": orjson.dumps(unique[start : start + LOOKUP_CHUNK]).hex(),
+                "ids": orjson.dumps(unique[start : start + chunk]).hex(),
             },
         )
         found.update(str(row[0]) for row in rows)

@@ -34,7 +34,6 @@ SLOT_SIZE = 4096
 # uid 0 means "no id yet" (rows inserted before the column existed); slot s holds
 # 1 + s * SLOT_SIZE ... (s + 1) * SLOT_SIZE, so the last slot must end within UInt32.
 MAX_SLOT = (2**32 - 1) // SLOT_SIZE - 1
-LOOKUP_CHUNK = 5000
 CACHE_SIZE = 2_000_000
 
 
@@ -69,11 +68,12 @@ async def winning_uids(store: Store, spec: TableSpec, user_ids: Collection[str])
     """The uid each of `user_ids` has (users without one are absent)."""
     found: dict[str, int] = {}
     unique = sorted(set(user_ids))
-    for start in range(0, len(unique), LOOKUP_CHUNK):
+    chunk = store.max_lookup_ids
+    for start in range(0, len(unique), chunk):
         rows = await store.query_rows(
             f"SELECT user_id, argMin(uid, _block_number) FROM {spec.users_ref} "
             "WHERE user_id IN {ids:Array(String)} GROUP BY user_id",
-            {"ids": unique[start : start + LOOKUP_CHUNK]},
+            {"ids": unique[start : start + chunk]},
         )
         found.update((str(user), int(uid)) for user, uid in rows)
     return found

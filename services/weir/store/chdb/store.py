@@ -39,6 +39,10 @@ def _text_map(settings: SettingsMap | None) -> dict[str, str]:
 class ChdbStore:
     """A `Store` over the process-wide chDB session for `path` (shared by every ChdbStore)."""
 
+    # In-process: no request size to respect, so a consumer's batch is one lookup (20,000 ids:
+    # 81 ms of CPU in one query against 166 ms in four of 5,000, 400k rows in range).
+    max_lookup_ids = 1_000_000
+
     def __init__(self, path: Path) -> None:
         self._engine = ChdbEngine.acquire(path)
         self._closed = False

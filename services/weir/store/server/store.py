@@ -22,6 +22,9 @@ from weir.store.base import Parameters, SettingsMap, StoreError, StoreUnavailabl
 
 
 class ServerStore:
+    # Keeps each query's parameters well under the server's request limits.
+    max_lookup_ids = 5000
+
     def __init__(
         self,
         url: str,
