@@ -14,9 +14,8 @@ import pytest
 
 from tests.chart.conftest import CI_VALUES, container_env, one
 from tests.chart.tooling import CHART, Manifest, RenderError, Tools
-from tests.e2e.processes import start_weir, wait_until_up
-from tests.harness.clickhouse import free_port
-from weir.core.config import Settings, StoreBackend, StreamBackend
+from tests.e2e.processes import dev_settings, start_weir, wait_until_up
+from weir.core.config import Settings
 from weir.core.keys import ApiKey, KeyKind, digest, dump_keys, new_key
 
 
@@ -155,15 +154,8 @@ def keyed_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
             ]
         )
     )
-    port = free_port()
-    settings = Settings(
-        stream_backend=StreamBackend.LOCAL,
-        store_backend=StoreBackend.CHDB,
-        data_dir=tmp / "data",
-        port=port,
-        metrics_port=0,
-        api_keys_file=keys_file,
-    )
+    settings = dev_settings(tmp / "data", api_keys_file=keys_file)
+    port = settings.port
     dev = start_weir("dev", settings, tmp / "dev.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -202,14 +194,8 @@ def test_the_hook_fails_fast_and_says_why(tools: Tools, keyed_dev: tuple[str, st
 
 
 def test_the_hook_runs_open_without_keys(tools: Tools, tmp_path: Path) -> None:
-    port = free_port()
-    settings = Settings(
-        stream_backend=StreamBackend.LOCAL,
-        store_backend=StoreBackend.CHDB,
-        data_dir=tmp_path / "data",
-        port=port,
-        metrics_port=0,
-    )
+    settings = dev_settings(tmp_path / "data")
+    port = settings.port
     dev = start_weir("dev", settings, tmp_path / "dev.log")
     base = f"http://127.0.0.1:{port}"
     try:

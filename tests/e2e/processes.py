@@ -8,12 +8,27 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from weir.core.config import Settings
+from tests.harness.clickhouse import free_port
+from weir.core.config import Settings, StoreBackend, StreamBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def dev_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """`weir dev`'s embedded setup (in-process log, chDB in `data_dir`) on a free port, no
+    Prometheus port; `overrides` are further settings."""
+    return Settings(
+        stream_backend=StreamBackend.LOCAL,
+        store_backend=StoreBackend.CHDB,
+        data_dir=data_dir,
+        port=free_port(),
+        metrics_port=0,
+        **overrides,
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

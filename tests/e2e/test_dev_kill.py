@@ -16,10 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from tests.e2e.processes import REPO_ROOT, get_json, start_weir, wait_until_up
-from tests.harness.clickhouse import free_port
+from tests.e2e.processes import REPO_ROOT, dev_settings, get_json, start_weir, wait_until_up
 from tests.harness.ledger import Ledger, Sender
-from weir.core.config import Settings, StoreBackend, StreamBackend
+from weir.core.config import Settings
 
 CYCLES = 3
 # Run in a child once `weir dev` is gone: chDB opens a data path in one process at a time.
@@ -58,14 +57,8 @@ def stored_ids(settings: Settings, event_name: str) -> dict[str, int]:
 
 
 def test_dev_counts_every_accepted_event_once_through_kill_9(tmp_path: Path) -> None:
-    port = free_port()
-    settings = Settings(
-        stream_backend=StreamBackend.LOCAL,
-        store_backend=StoreBackend.CHDB,
-        data_dir=tmp_path / "data",
-        port=port,
-        metrics_port=0,
-    )
+    settings = dev_settings(tmp_path / "data")
+    port = settings.port
     base = f"http://127.0.0.1:{port}"
     ledger = Ledger(event_name=f"kill9-{uuid.uuid4().hex[:8]}")
     metrics_url = f"{base}/metrics?event_name={ledger.event_name}"

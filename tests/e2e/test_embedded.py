@@ -9,9 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.e2e.processes import get_json, start_weir, wait_until_up
-from tests.harness.clickhouse import free_port
-from weir.core.config import Settings, StoreBackend, StreamBackend
+from tests.e2e.processes import dev_settings, get_json, start_weir, wait_until_up
 
 
 def post(url: str, body: object) -> tuple[int, dict[str, object]]:
@@ -35,14 +33,8 @@ def wait_for_total(base: str, expected: int, timeout: float = 30) -> dict[str, o
 
 
 def test_dev_serves_the_contract_and_keeps_data_across_restarts(tmp_path: Path) -> None:
-    port = free_port()
-    settings = Settings(
-        stream_backend=StreamBackend.LOCAL,
-        store_backend=StoreBackend.CHDB,
-        data_dir=tmp_path / "data",
-        port=port,
-        metrics_port=0,
-    )
+    settings = dev_settings(tmp_path / "data")
+    port = settings.port
     base = f"http://127.0.0.1:{port}"
     now = int(time.time())
     events = [
@@ -87,14 +79,8 @@ def test_dev_serves_the_contract_and_keeps_data_across_restarts(tmp_path: Path) 
 
 
 def test_extreme_windows_are_answered(tmp_path: Path) -> None:
-    port = free_port()
-    settings = Settings(
-        stream_backend=StreamBackend.LOCAL,
-        store_backend=StoreBackend.CHDB,
-        data_dir=tmp_path / "data",
-        port=port,
-        metrics_port=0,
-    )
+    settings = dev_settings(tmp_path / "data")
+    port = settings.port
     base = f"http://127.0.0.1:{port}"
     dev = start_weir("dev", settings, tmp_path / "dev.log")
     try:
