@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -17,9 +17,9 @@ from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
 from weir.api.front import Front
 from weir.api.ingest import Ingestor
+from weir.api.openapi import install_document
 from weir.api.routes import erasure, events, health, metrics, segment, stored
 from weir.core.config import Settings
-from weir.core.event import EventIn
 from weir.observability.http import PrometheusMiddleware
 from weir.parts import open_parts
 from weir.store import Store
@@ -56,6 +56,7 @@ def create_app(
     producer: Producer | None = None,
     store: Store | None = None,
     workers: int = 1,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """Build the app. Parts passed in are owned by the caller (e.g. `weir dev`); parts left out
     are built from the settings, started with the app and stopped (producer flushed) on shutdown.
@@ -70,7 +71,7 @@ def create_app(
             app.state.auth = Authenticator.from_settings(settings, workers)
             app.state.store = parts.store
             app.state.table_spec = parts.spec
-            app.state.ingestor = Ingestor(parts.producer, settings)
+            app.state.ingestor = Ingestor(parts.producer, settings, clock=clock)
             yield
 
     app = FastAPIOffline(
@@ -82,7 +83,7 @@ def create_app(
     )
     app.__class__ = WeirApp
     install_error_handlers(app)
-    _document_event_schema(app)
+    install_document(app, settings)
     app.router.routes.extend(events.routes)
     app.include_router(metrics.router)
     app.include_router(segment.router)
@@ -98,31 +99,15 @@ def serving_app(
     producer: Producer | None = None,
     store: Store | None = None,
     workers: int = 1,
+    clock: Callable[[], float] = time.time,
 ) -> ASGIApp:
     """What a server runs: the app behind admission control, outside FastAPI, so that an
     overloaded worker refuses before FastAPI's telemetry, middleware or routing spend anything
     (each refusal cost about as much as an accepted request when the check sat inside); CORS,
     when origins are configured, in front of both (`api/cors.py`)."""
     admitted = AdmissionControl(
-        create_app(settings, producer=producer, store=store, workers=workers),
+        create_app(settings, producer=producer, store=store, workers=workers, clock=clock),
         limit=settings.api_max_in_flight,
         retry_after_seconds=settings.retry_after_seconds,
     )
     return with_cors(admitted, settings.api_cors_origins)
-
-
-def _document_event_schema(app: FastAPI) -> None:
-    """Event routes are plain Starlette routes reading raw bodies (for limits, gzip and NDJSON);
-    publish their operations and the event schema anyway."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            event = EventIn.model_json_schema(ref_template="#/components/schemas/{model}")
-            schema.setdefault("components", {}).setdefault("schemas", {})["EventIn"] = event
-            schema["paths"] = events.OPENAPI_PATHS | schema.get("paths", {})
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -29,10 +29,11 @@ class Ingestor:
 
     producer: Producer
     settings: Settings
+    clock: Callable[[], float] = time.time  # the server's clock, for the timestamp window
 
     def window(self) -> TimeWindow:
         return TimeWindow(
-            now=int(time.time()),
+            now=int(self.clock()),
             max_skew_seconds=self.settings.timestamp_max_skew_seconds,
             max_age_seconds=self.settings.timestamp_max_age_seconds,
             clamp_future_seconds=self.settings.clock_clamp_future_seconds,

@@ -82,10 +82,22 @@ def receive_time_default(event: dict[str, Any], now: int) -> dict[str, Any]:
     return event
 
 
+# RFC 3339's date-time (what the SDKs send, and what the OpenAPI document states as a pattern):
+# `datetime.fromisoformat` alone also reads dates without a time, week dates and more.
+DATE_TIME = (
+    r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"  # year 0 is no year to Python
+    r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+_DATE_TIME = re.compile(DATE_TIME)
+
+
 def unix_seconds(value: object, field: str) -> int:
-    """An ISO-8601 date-time as whole unix seconds (a time without an offset is UTC)."""
+    """An RFC 3339 date-time as whole unix seconds."""
     if not isinstance(value, str):
         raise InvalidEvent(f"{field}: must be an ISO-8601 date-time string")
+    if not _DATE_TIME.fullmatch(value):
+        raise InvalidEvent(f"{field}: {value[:64]!r} is not an ISO-8601 date-time")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

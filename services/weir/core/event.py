@@ -105,7 +105,13 @@ class EventIn(BaseModel):
             "timestamp is corrected by (receive time - sent_at) and the client's kept beside it."
         ),
     )
-    timestamp: StrictInt = Field(gt=0, description="Unix seconds (UTC).", examples=[1763715600])
+    timestamp: StrictInt = Field(
+        gt=0,
+        description=(
+            "Unix seconds (UTC), at most the skew ahead of the server's clock and at most the "
+            "maximum age behind it (without `sent_at`; with it, the corrected time)."
+        ),
+    )
     campaign_id: StrictStr | None = Field(None, max_length=NAME_MAX)
     tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     metadata: dict[str, Any] = Field(
@@ -118,6 +124,14 @@ class EventIn(BaseModel):
         max_length=NAME_MAX,
         description="Idempotency key. Derived from the event's content when absent.",
     )
+
+    @field_validator("sent_at", "timestamp", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: object) -> object:
+        # JSON has one kind of number: 1792774041.0 is the integer 1792774041 (JSON Schema agrees).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("timestamp")
     @classmethod

@@ -26,18 +26,6 @@ from weir.core.event import EventIn, InvalidEvent, StoredEvent, accept_all_fast,
 from weir.core.keys import KeyKind
 from weir.observability import metrics
 
-_EVENT_BODY = {
-    "required": True,
-    "content": {JSON: {"schema": {"$ref": "#/components/schemas/EventIn"}}},
-}
-_BATCH_BODY = {
-    "required": True,
-    "content": {
-        JSON: {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}},
-        NDJSON: {"schema": {"type": "string", "description": "One event object per line."}},
-    },
-}
-
 
 async def post_event(request: Request) -> Response:
     """Accept one event; 202 only once Kafka acknowledged it (acks=all)."""
@@ -166,40 +154,110 @@ routes = [
 ]
 
 
-def _responses(*codes: int) -> dict[str, Any]:
-    described = {
-        202: "Accepted: durable in Kafka (acks=all).",
-        207: "Some events accepted, some rejected (per-item `results`).",
-        400: "Invalid body or event: `error` names the field and the rule.",
-        408: "The body did not arrive within the body timeout.",
-        413: "Body or batch over its limit.",
-        415: "Content type or encoding not supported.",
-        503: "Kafka did not acknowledge in time, or the worker is overloaded; see Retry-After.",
-    }
-    return {str(code): {"description": described[code]} for code in codes}
-
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/events": {
-        "post": {
-            "tags": ["events"],
-            "summary": "Post Event",
-            "description": post_event.__doc__,
-            "operationId": "post_event_events_post",
-            "requestBody": _EVENT_BODY,
-            "responses": _responses(202, 400, 408, 413, 415, 503),
-        }
+# The OpenAPI operations of the two routes (api/openapi.py merges them into the document).
+_REF = "#/components/schemas/"
+_SCHEMAS: dict[str, Any] = {
+    "Accepted": {
+        "type": "object",
+        "required": ["status", "event_id"],
+        "properties": {"status": {"const": "accepted"}, "event_id": {"type": "string"}},
     },
-    "/events/batch": {
-        "post": {
-            "tags": ["events"],
-            "summary": "Post Batch",
-            "description": (post_batch.__doc__ or "").strip(),
-            "operationId": "post_batch_events_batch_post",
-            "requestBody": _BATCH_BODY,
-            "responses": _responses(202, 207, 400, 408, 413, 415, 503),
-        }
+    "BatchAnswer": {
+        "type": "object",
+        "required": ["status", "accepted", "rejected", "results"],
+        "properties": {
+            "status": {"enum": ["accepted", "partial"]},
+            "accepted": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "integer", "minimum": 0},
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "status"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "status": {"enum": ["accepted", "rejected"]},
+                        "event_id": {"type": "string"},
+                        "error": {"type": "string"},
+                    },
+                },
+            },
+        },
     },
 }
+_DESCRIBED = {
+    "202": "Accepted: durable in Kafka (acks=all).",
+    "207": "Some events accepted, some rejected (per-item `results`).",
+    "400": "Invalid body or event: `error` names the field and the rule.",
+    "401": "No API key, or an unknown one.",
+    "403": "A key of the other kind (a read key).",
+    "408": "The body did not arrive within the body timeout.",
+    "413": "Body or batch over its limit, or more events than the key's burst.",
+    "415": "Content type or encoding not supported.",
+    "429": "Over the key's quota; see Retry-After and RateLimit-*.",
+    "503": "Kafka did not acknowledge in time, or the worker is overloaded; see Retry-After.",
+}
+_SECURITY: list[dict[str, list[str]]] = [{"key": []}, {"basicKey": []}]
 
-__all__ = ["OPENAPI_PATHS", "EventIn", "routes"]
+
+def _answers(ok: dict[str, str]) -> dict[str, Any]:
+    answers: dict[str, Any] = {
+        code: {
+            "description": _DESCRIBED[code],
+            "content": {JSON: {"schema": {"$ref": _REF + name}}},
+        }
+        for code, name in ok.items()
+    }
+    for code in ("400", "401", "403", "408", "413", "415", "429", "503"):
+        answers[code] = {"description": _DESCRIBED[code]}  # the error schema: api/openapi.py
+    return answers
+
+
+def openapi_schemas() -> dict[str, Any]:
+    return _SCHEMAS
+
+
+def openapi_paths(settings: Settings) -> dict[str, Any]:
+    batch = {
+        "type": "array",
+        "items": {"$ref": _REF + "EventIn"},
+        "minItems": 1,
+        "maxItems": settings.max_batch_events,
+    }
+    return {
+        "/events": {
+            "post": {
+                "tags": ["events"],
+                "summary": "Post Event",
+                "description": post_event.__doc__,
+                "operationId": "post_event_events_post",
+                "security": _SECURITY,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": _REF + "EventIn"}}},
+                },
+                "responses": _answers({"202": "Accepted"}),
+            }
+        },
+        "/events/batch": {
+            "post": {
+                "tags": ["events"],
+                "summary": "Post Batch",
+                "description": _BATCH_DESCRIPTION,
+                "operationId": "post_batch_events_batch_post",
+                "security": _SECURITY,
+                "requestBody": {"required": True, "content": {JSON: {"schema": batch}}},
+                "responses": _answers({"202": "BatchAnswer", "207": "BatchAnswer"}),
+            }
+        },
+    }
+
+
+_BATCH_DESCRIPTION = (
+    (post_batch.__doc__ or "").strip()
+    + "\n\nThe same events may come as `application/x-ndjson` (one event object per line; a line "
+    "that is not JSON is that item's error), and either body with `Content-Encoding: gzip`. "
+    "Bodies are limited in bytes as sent and as inflated (413)."
+)
+
+__all__ = ["EventIn", "openapi_paths", "openapi_schemas", "routes"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,18 +23,100 @@ from weir.store import (
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", responses={400: {}})
+_UNIX = {"type": "integer", "minimum": 0}
+_COUNTS = {
+    "total_events": {"type": "integer", "minimum": 0},
+    "unique_users": {"type": "integer", "minimum": 0},
+}
+# The parameters are parsed here (messages that name the parameter and rule, a 400 not a 422),
+# so FastAPI's own schema of them is hidden and this, the contract, is published instead.
+PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "event_name",
+        "in": "query",
+        "required": True,
+        "description": "The event to count (any name ingestion accepts).",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    {
+        "name": "from",
+        "in": "query",
+        "description": "Unix seconds, inclusive; not after `to`.",
+        "schema": _UNIX,
+    },
+    {
+        "name": "to",
+        "in": "query",
+        "description": "Unix seconds, inclusive; not before `from`.",
+        "schema": _UNIX,
+    },
+    {
+        "name": "group_by",
+        "in": "query",
+        "description": "One row per channel, hour or day.",
+        "schema": {"enum": ["channel", "hour", "day"]},
+    },
+    {
+        "name": "channel",
+        "in": "query",
+        "description": "Only this channel.",
+        "schema": {"enum": list(CHANNELS)},
+    },
+]
+ANSWER: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["event_name", "total_events", "unique_users"],
+            "additionalProperties": False,
+            "properties": {"event_name": {"type": "string"}, "from": _UNIX, "to": _UNIX} | _COUNTS,
+        },
+        {
+            "type": "object",
+            "required": ["event_name", "from", "to", "grouped_by", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "event_name": {"type": "string"},
+                "from": {"anyOf": [_UNIX, {"type": "null"}]},
+                "to": {"anyOf": [_UNIX, {"type": "null"}]},
+                "grouped_by": {"enum": ["channel", "hour", "day"]},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["group", "total_events", "unique_users"],
+                        "additionalProperties": False,
+                        "properties": {"group": {"type": "string"}} | _COUNTS,
+                    },
+                },
+            },
+        },
+    ]
+}
+_HIDDEN = {"include_in_schema": False}
+
+
+@router.get(
+    "/metrics",
+    openapi_extra={"parameters": PARAMETERS},
+    responses={
+        200: {"content": {"application/json": {"schema": ANSWER}}},
+        400: {"description": "A parameter breaks its rule: `error` names it."},
+        401: {"description": "No API key, or an unknown one."},
+        403: {"description": "A key of the other kind (a write key)."},
+        429: {"description": "Over the key's quota; see Retry-After and RateLimit-*."},
+        503: {"description": "The query failed, or the worker is overloaded; see Retry-After."},
+    },
+)
 async def metrics(
     _key: ReadKey,
     store: StoreDep,
     spec: TableSpecDep,
-    event_name: Annotated[str | None, Query(description="Event to count (required).")] = None,
-    from_: Annotated[
-        str | None, Query(alias="from", description="Unix seconds, inclusive.")
-    ] = None,
-    to: Annotated[str | None, Query(description="Unix seconds, inclusive.")] = None,
-    group_by: Annotated[str | None, Query(description="channel, hour or day.")] = None,
-    channel: Annotated[str | None, Query(description="Only this channel.")] = None,
+    event_name: Annotated[str | None, Query(**_HIDDEN)] = None,
+    from_: Annotated[str | None, Query(alias="from", **_HIDDEN)] = None,
+    to: Annotated[str | None, Query(**_HIDDEN)] = None,
+    group_by: Annotated[str | None, Query(**_HIDDEN)] = None,
+    channel: Annotated[str | None, Query(**_HIDDEN)] = None,
 ) -> dict[str, Any]:
     """Exact counts: each distinct event once, each distinct user once."""
     if not event_name:
@@ -88,12 +171,14 @@ async def _answer(store: Store, spec: TableSpec, query: MetricsQuery) -> dict[st
 
 
 def _unix(name: str, raw: str | None) -> int | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name}: must be an integer unix timestamp (got {raw!r})") from None
+    if not _INTEGER.fullmatch(raw):  # not int() alone: it also reads " 5", "5_000", other scripts
+        raise ApiError(400, f"{name}: must be an integer unix timestamp (got {raw!r})")
+    value = int(raw)
     if value < 0:
         raise ApiError(400, f"{name}: must not be negative")
     return value
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
