@@ -1,8 +1,8 @@
 """schemathesis hooks for tests/api/test_fuzz.py (loaded by the schemathesis process through
 SCHEMATHESIS_HOOKS; settings come from WEIR_FUZZ_* variables).
 
-- Keys: a write key on the ingestion routes, a read key on /metrics, sent as schemathesis's auth
-  so that its `ignored_auth` check still tries requests without them.
+- Keys: a write key on the ingestion routes (POST), a read key on the others, sent as
+  schemathesis's auth so that its `ignored_auth` check still tries requests without them.
 - Three rules of the API that JSON Schema cannot state, so the document says them in words, and
   generated requests are kept to them (leaving every other part of a request as generated):
   `from` not after `to` (two parameters), the device-clock correction by `sent_at`/`sentAt` (two
@@ -26,7 +26,7 @@ NOW = int(os.environ.get("WEIR_FUZZ_NOW", "0"))
 _RFC3339 = re.compile(DATE_TIME)
 
 
-@schemathesis.auth().apply_to(path="/metrics")
+@schemathesis.auth().apply_to(method=["GET", "DELETE"])  # /metrics and the admin routes
 class ReadKey:
     def get(self, case: schemathesis.Case[Any], context: Any) -> str:
         return os.environ["WEIR_FUZZ_READ_KEY"]
@@ -35,7 +35,7 @@ class ReadKey:
         case.headers["Authorization"] = f"Bearer {data}"
 
 
-@schemathesis.auth().apply_to(path_regex="^/(events|v1/)")
+@schemathesis.auth().apply_to(method="POST")  # the ingestion routes
 class WriteKey:
     def get(self, case: schemathesis.Case[Any], context: Any) -> str:
         return os.environ["WEIR_FUZZ_WRITE_KEY"]

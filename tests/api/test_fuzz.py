@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -111,6 +112,11 @@ def test_the_api_answers_as_its_document_says(weir_url: str, tmp_path: Path) -> 
         "run",
         f"{weir_url}/openapi.json",
         "--checks=all",
+        # The one check left out: POST /events's 202 is an event on the stream, not yet in the
+        # store, so GET /events/{id} right after it is a 404 until the consumer has stored it
+        # (as documented), which this check takes for a lost resource. It applies to no other
+        # pair of this API's operations.
+        "--exclude-checks=ensure_resource_availability",
         f"--max-examples={EXAMPLES}",
         f"--seed={SEED}",
         "--no-color",
@@ -126,4 +132,6 @@ def test_the_api_answers_as_its_document_says(weir_url: str, tmp_path: Path) -> 
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
-    assert "Tested: 7" in report, report  # every operation of the document
+    operations = report.split("Operations:", 1)[1].split("\n", 1)[0]
+    selected, total = (int(n) for n in re.findall(r"(\d+) (?:selected|total)", operations))
+    assert selected == total >= 9 and f"Tested: {total}" in report, report  # every operation

@@ -31,7 +31,12 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_KEYS_ONLY = ("401", "403", "429")
+_KEY_ANSWERS = {
+    "401": "No API key, or an unknown one.",
+    "403": "A key of the other kind.",
+    "429": "Over the key's quota; see Retry-After and RateLimit-*.",
+}
+_KEYS_ONLY = tuple(_KEY_ANSWERS)
 
 
 def install_document(app: FastAPI, settings: Settings) -> None:
@@ -59,6 +64,9 @@ def _complete(doc: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for operation in _operations(doc):
         responses = operation.setdefault("responses", {})
         responses.pop("422", None)
+        if operation.get("security"):  # a route that takes a key (api/deps.py, api/auth.py)
+            for code, description in _KEY_ANSWERS.items():
+                responses.setdefault(code, {"description": description})
         for code, response in responses.items():
             if code[0] in "45":
                 response.setdefault("content", _ERROR_CONTENT)

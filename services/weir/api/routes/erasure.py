@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from weir.api.deps import ReadKey, StoreDep, TableSpecDep
 from weir.api.errors import ApiError
@@ -15,9 +15,12 @@ from weir.store import StoreError, erase_user
 router = APIRouter(tags=["admin"])
 
 
-@router.delete("/users/{user_id:path}/events", responses={400: {}, 503: {}})
+@router.delete("/users/{user_id:text}/events", responses={400: {}, 503: {}})
 async def erase_user_events(
-    user_id: str, _key: ReadKey, store: StoreDep, spec: TableSpecDep
+    user_id: Annotated[str, Path(json_schema_extra={"minLength": 1, "maxLength": NAME_MAX})],
+    _key: ReadKey,
+    store: StoreDep,
+    spec: TableSpecDep,
 ) -> dict[str, Any]:
     """Delete every stored event of `user_id` and recount every rollup bucket it was counted
     in: /metrics no longer counts the user. Idempotent (a second call erases 0 events)."""

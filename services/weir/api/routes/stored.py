@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 
 from weir.api.deps import ReadKey, StoreDep, TableSpecDep
 from weir.api.errors import ApiError
@@ -15,12 +16,31 @@ router = APIRouter(tags=["events"])
 
 def store_unavailable(error: StoreError) -> ApiError:
     return ApiError(
-        503, f"clickhouse: query failed, retry later ({error})", headers={"Retry-After": "1"}
+        503,
+        "clickhouse: the query failed, retry later",
+        headers={"Retry-After": "1"},
+        detail=repr(error),  # logged with the request id, not sent (api/errors.py)
     )
 
 
+class AnyText(Convertor[str]):
+    """A path parameter that is any text, slashes and line breaks included: ids are what
+    ingestion accepted, and Starlette's `path` convertor (`.*`) stops at a line break."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", AnyText())
+
+
 @router.get(
-    "/events/{event_id:path}",
+    "/events/{event_id:text}",
     responses={404: {"description": "No stored event has this id (yet)."}, 503: {}},
 )
 async def get_event(
