@@ -2,7 +2,7 @@
 # A one-node Kubernetes cluster for tests, in a network namespace of its own, from cached builds
 # (scripts/cluster/build.sh): etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # containerd + runc, kubelet, kube-proxy (iptables), CoreDNS, bridge CNI (Debian's plugins),
-# metrics-server.
+# metrics-server, KEDA (operator and metrics apiserver).
 #
 #   scripts/cluster.sh deps              install the Debian packages it needs (apt-get)
 #   scripts/cluster.sh up                build what is missing, start the cluster, wait for the node
@@ -87,10 +87,15 @@ write_pki() {
     issue apiserver /CN=kube-apiserver "subjectAltName=IP:$service_ip,IP:$NODE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage=serverAuth"
     issue front-proxy /CN=front-proxy "extendedKeyUsage=clientAuth"
-    # metrics-server runs as a process at the node's address, served under the name the
-    # aggregator checks (<service>.<namespace>.svc).
-    issue addons /CN=weir-cluster-addons "subjectAltName=IP:$NODE_IP,DNS:metrics-server.kube-system.svc
+    # metrics-server and KEDA run as processes at the node's address: served under the names the
+    # aggregator checks (<service>.<namespace>.svc), and at the address for KEDA's own gRPC (mutual
+    # TLS between its operator and its metrics apiserver, both with this pair, in KEDA's layout).
+    issue addons /CN=weir-cluster-addons "subjectAltName=IP:$NODE_IP,DNS:metrics-server.kube-system.svc,DNS:keda-metrics-apiserver.keda.svc
 extendedKeyUsage=serverAuth,clientAuth"
+    mkdir -p "$pki/keda"
+    cp "$pki/ca.crt" "$pki/keda/ca.crt"
+    cp "$pki/addons.crt" "$pki/keda/tls.crt"
+    cp "$pki/addons.key" "$pki/keda/tls.key"
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
     echo "$ADMIN_TOKEN,weir-admin,weir-admin,system:masters" >"$pki/tokens.csv"
@@ -122,6 +127,7 @@ NODE_BIN=$NODE_BIN
 KUBE_APISERVER=$KUBE_APISERVER
 COREDNS=$COREDNS_BIN
 METRICS_SERVER=$METRICS_SERVER_BIN
+KEDA_BIN=$KEDA_BIN
 CGROUP=$CGROUP
 EOF
     write_addons
@@ -227,16 +233,23 @@ EOF
 EOF
 }
 
-# metrics-server (resource metrics: the HPA's CPU, `kubectl top`) is a process of the node
-# (node.sh), at $NODE_IP: a Service without a selector whose endpoint is that address, registered
-# as its APIService. The aggregator routes to the endpoint (--enable-aggregator-routing) and checks
-# the certificate against the cluster CA.
+# metrics-server (resource metrics: the HPA's CPU, `kubectl top`) and KEDA's metrics apiserver
+# (external metrics: the ScaledObjects' triggers) are processes of the node (node.sh), at $NODE_IP:
+# each is a Service without a selector whose endpoint is that address, registered as its
+# APIService. The aggregator routes to the endpoint (--enable-aggregator-routing) and checks the
+# certificate against the cluster CA. KEDA's CRDs go in first: its operator watches them at once.
 write_addons() {
     local ca
     ca="$(base64 -w0 "$DIR/pki/ca.crt")"
     {
+        echo "apiVersion: v1"
+        echo "kind: Namespace"
+        echo "metadata: {name: keda}"
         addon_api metrics-server kube-system 4443 metrics.k8s.io "$ca"
+        addon_api keda-metrics-apiserver keda 6444 external.metrics.k8s.io "$ca"
     } >"$DIR/addons.yaml"
+    local crd
+    for crd in "$CRDS_HOME"/*keda.sh_*.yaml; do echo "---"; cat "$crd"; done >"$DIR/keda-crds.yaml"
 }
 
 addon_api() { # service namespace port group ca-bundle
@@ -316,7 +329,9 @@ up() {
     "$HERE/build.sh" node
     "$HERE/build.sh" coredns
     "$HERE/build.sh" pause
+    "$HERE/build.sh" crds
     "$HERE/build.sh" metrics-server
+    "$HERE/build.sh" keda
     down_quiet
     local started=$SECONDS
     mkdir -p "$DIR"

@@ -9,8 +9,8 @@
 #   scripts/cluster/build.sh base      a Debian bookworm root filesystem with python3 (debootstrap)
 #   scripts/cluster/build.sh crds      the upstream CRDs: KEDA, ServiceMonitor, Strimzi
 #   scripts/cluster/build.sh metrics-server   metrics-server (Go module sigs.k8s.io/metrics-server)
-#   scripts/cluster/build.sh keda      KEDA's operator and metrics apiserver (not yet in `all`)
-#   scripts/cluster/build.sh all       all of the above but keda (default)
+#   scripts/cluster/build.sh keda      KEDA's operator and metrics apiserver (github.com/kedacore/keda/v2)
+#   scripts/cluster/build.sh all       all of the above (default)
 #   scripts/cluster/build.sh paths     print `export` lines naming every build
 #
 # The Kubernetes binaries come from the same k8s.io/kubernetes module version, wrapper module and
@@ -252,7 +252,8 @@ fetch_crds() {
     staging="$(mktemp -d "$CACHE_ROOT/.crds.XXXXXX")"
     # KEDA and prometheus-operator: their Go modules carry the generated CRDs.
     dir="$(go_module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
-    cp "$dir"/config/crd/bases/keda.sh_*.yaml "$staging/"
+    # All of KEDA's: its operator watches the eventing.keda.sh kinds too.
+    cp "$dir"/config/crd/bases/*.yaml "$staging/"
     dir="$(go_module_dir "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION")"
     cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$staging/"
     # Strimzi: the api module's test jar on Maven Central ships the CRDs it is generated from.
@@ -287,7 +288,7 @@ case "${1:-all}" in
     metrics-server) build_metrics_server ;;
     keda) build_keda ;;
     all) build_node && build_coredns && build_pause && build_base && build_crds \
-        && build_metrics_server ;;
+        && build_metrics_server && build_keda ;;
     paths) print_paths ;;
     *) die "usage: $0 node|coredns|pause|base|crds|metrics-server|keda|all|paths" ;;
 esac

@@ -25,7 +25,7 @@ PAUSE_TAR="$PAUSE_HOME/pause.oci.tar"
 BASE_HOME="$CACHE_ROOT/debian-base-$BASE_SUITE"
 BASE_IMAGE="localhost/weir/debian-python:$BASE_SUITE"
 BASE_TAR="$BASE_HOME/debian-python.oci.tar"
-CRDS_HOME="$CACHE_ROOT/upstream-crds-v2-keda-$KEDA_VERSION-promop-$PROM_OPERATOR_VERSION-strimzi-$STRIMZI_VERSION"
+CRDS_HOME="$CACHE_ROOT/upstream-crds-v3-keda-$KEDA_VERSION-promop-$PROM_OPERATOR_VERSION-strimzi-$STRIMZI_VERSION"
 # Go caches: the ones scripts/kube-apiserver.sh uses, so the k8s.io modules download once.
 export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$CACHE_ROOT/go/mod}"
 export GOCACHE="${GOCACHE_OVERRIDE:-$CACHE_ROOT/go/build}"

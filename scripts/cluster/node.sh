@@ -2,7 +2,7 @@
 # The node's processes, started by `scripts/cluster.sh up` inside the cluster's network namespace
 # and a mount namespace of their own (not meant to be run by hand):
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet,
-#   kube-proxy, CoreDNS, metrics-server
+#   kube-proxy, CoreDNS, metrics-server, KEDA's operator and metrics apiserver
 # Runs until it is sent TERM, then stops them. Everything they mount (container root filesystems,
 # volumes, pod network namespaces) lives in this mount namespace and goes when it does.
 set -euo pipefail
@@ -111,6 +111,26 @@ start metrics-server "$METRICS_SERVER" --kubeconfig "$DIR/admin.kubeconfig" \
     --tls-cert-file "$DIR/pki/addons.crt" --tls-private-key-file "$DIR/pki/addons.key" \
     --kubelet-insecure-tls --kubelet-preferred-address-types InternalIP \
     --metric-resolution 10s --kubelet-request-timeout 5s
+
+# KEDA: the operator (runs the scalers, owns the HPA of each ScaledObject, serves their metrics
+# over gRPC at the node's address) and the metrics apiserver (v1beta1.external.metrics.k8s.io; asks
+# the operator). Certificates are ours ($DIR/pki/keda), not rotated by KEDA. Every other port of
+# theirs is moved off the defaults, which other processes here hold (CoreDNS: 8080).
+kubectl --kubeconfig "$DIR/admin.kubeconfig" apply --server-side -f "$DIR/keda-crds.yaml" >>"$DIR/logs/addons.log" 2>&1
+kubectl --kubeconfig "$DIR/admin.kubeconfig" wait --for condition=Established --timeout 60s \
+    -f "$DIR/keda-crds.yaml" >>"$DIR/logs/addons.log" 2>&1
+keda_env=(env KUBECONFIG="$DIR/admin.kubeconfig" WATCH_NAMESPACE="" POD_NAMESPACE=keda
+    KEDA_CLUSTER_OBJECT_NAMESPACE=keda)
+start keda-operator "${keda_env[@]}" "$KEDA_BIN/keda" --zap-encoder=console --leader-elect=false \
+    --metrics-bind-address 0 --health-probe-bind-address 127.0.0.1:9081 \
+    --metrics-service-bind-address "$NODE_IP:9666" --cert-dir "$DIR/pki/keda" \
+    --enable-cert-rotation=false
+start keda-adapter "${keda_env[@]}" "$KEDA_BIN/keda-adapter" --zap-encoder=console \
+    --bind-address "$NODE_IP" --secure-port 6444 --port 9022 --cert-dir "$DIR/pki/keda" \
+    --tls-cert-file "$DIR/pki/keda/tls.crt" --tls-private-key-file "$DIR/pki/keda/tls.key" \
+    --client-ca-file "$DIR/pki/keda/ca.crt" --metrics-service-address "$NODE_IP:9666" \
+    --lister-kubeconfig "$DIR/admin.kubeconfig" --authentication-kubeconfig "$DIR/admin.kubeconfig" \
+    --authorization-kubeconfig "$DIR/admin.kubeconfig"
 
 echo ready >"$DIR/node.started"
 wait

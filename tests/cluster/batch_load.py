@@ -2,9 +2,10 @@
 
 Run in the cluster's network namespace (`scripts/cluster.sh exec python batch_load.py ...`) so
 that it reaches the api through its Service. Standard library only. Each connection posts
-`--batch` events per request (`POST /events/batch`, keep-alive) until `--stop-file` exists or
-`--max-seconds` have passed, then a JSON summary goes to `--summary`: requests answered 202,
-events accepted, and every other answer counted by what it was.
+`--batch` events per request (`POST /events/batch`, keep-alive) until `--stop-file` exists,
+`--max-seconds` have passed or (with `--total-events`) its share of that many events is accepted;
+then a JSON summary goes to `--summary`: requests answered 202, events accepted, and every other
+answer counted by what it was.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import json
 import threading
 import time
 import urllib.parse
+import uuid
 from collections import Counter
 from pathlib import Path
 
 
 def batch_body(event_name: str, size: int, offset: int) -> bytes:
     now = int(time.time())
+    # Each its own event_id: without one the api derives it from the content, and events alike
+    # (same user, same second) are one event.
     events = [
         {
+            "event_id": uuid.uuid4().hex,
             "event_name": event_name,
             "channel": "api",
             "user_id": f"user-{(offset + index) % 500}",
@@ -39,7 +44,10 @@ def post_loop(
     connection = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=10)
     headers = {"content-type": "application/json"}
     sent = 0
+    share = args.total_events // args.connections if args.total_events else None
     while time.monotonic() < deadline and not args.stop_file.exists():
+        if share is not None and counts["events accepted"] >= share:
+            break
         body = batch_body(args.event_name, args.batch, sent)
         try:
             connection.request("POST", "/events/batch", body=body, headers=headers)
@@ -64,6 +72,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="events per request")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=240)
+    parser.add_argument(
+        "--total-events", type=int, default=0, help="stop once this many are accepted (0: no cap)"
+    )
     parser.add_argument("--stop-file", type=Path, required=True)
     parser.add_argument("--summary", type=Path, required=True)
     args = parser.parse_args()
