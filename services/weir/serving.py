@@ -92,7 +92,11 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._phase, self._deadline = "body", self.loop.time() + self._body_timeout
-        super().on_headers_complete()  # the timer fires later and finds the body deadline
+        if self._timer is not None and self._timer.when() > self._deadline:  # body timeout is
+            self._stop_timer()  # the shorter one: the timer must not wait for the header's
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+        super().on_headers_complete()  # else the timer fires first and finds the body deadline
 
     def on_message_complete(self) -> None:
         self._phase = "idle"
