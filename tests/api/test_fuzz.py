@@ -49,8 +49,9 @@ checks.negative_data_rejection.expected-statuses = {[*REFUSED, "200"]}
 
 
 @pytest.fixture(scope="module")
-def weir_url(kafka_broker: KafkaBroker, weir_data_dir: Path) -> Iterator[str]:
-    """`weir api` (one worker) in a thread with its own event loop, its clock stopped at now."""
+def weir_api(kafka_broker: KafkaBroker, weir_data_dir: Path) -> Iterator[tuple[str, int]]:
+    """`weir api` (one worker) in a thread with its own event loop, its clock stopped at now:
+    its URL and that time."""
     port = free_port()
     settings = Settings(
         stream_backend=StreamBackend.KAFKA,
@@ -95,14 +96,14 @@ def weir_url(kafka_broker: KafkaBroker, weir_data_dir: Path) -> Iterator[str]:
         assert not failures, failures
         assert time.monotonic() < deadline, "the API started"
         time.sleep(0.05)
-    os.environ["WEIR_FUZZ_NOW"] = str(now)  # read by the hooks, in the schemathesis process
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", now
     servers[0].should_exit = True
     thread.join(timeout=30)
     assert not failures, failures
 
 
-def test_the_api_answers_as_its_document_says(weir_url: str, tmp_path: Path) -> None:
+def test_the_api_answers_as_its_document_says(weir_api: tuple[str, int], tmp_path: Path) -> None:
+    weir_url, now = weir_api
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
     command = [
@@ -126,6 +127,7 @@ def test_the_api_answers_as_its_document_says(weir_url: str, tmp_path: Path) -> 
         "PYTHONPATH": str(REPO),
         "WEIR_FUZZ_WRITE_KEY": WRITE_KEY,
         "WEIR_FUZZ_READ_KEY": READ_KEY,
+        "WEIR_FUZZ_NOW": str(now),  # the server's stopped clock, for the hooks
     }
     done = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False
