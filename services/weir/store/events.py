@@ -10,6 +10,7 @@ import orjson
 
 from weir.core.event import StoredEvent
 from weir.store.base import Store
+from weir.store.params import string_list, string_list_value
 from weir.store.spec import INSERT_COLUMNS, TableSpec
 
 # Makes a retried insert (same token) deduplicated in every rollup as well as the raw table.
@@ -63,9 +64,7 @@ async def existing_event_ids(
     (unix seconds, inclusive ranges); with `event_names` they narrow the primary-key ranges, and
     the bloom filter on event_id skips granules within them.
 
-    The ids travel as one hex-encoded JSON array, not as an `Array(String)` parameter: the engine
-    parses a JSON array about 9x faster than an array literal (measured: 1.3M vs 0.14M ids/s on
-    chDB), which made the lookup ~3x faster, and hex text needs no escaping on either backend.
+    The ids travel as one `params.string_list`, which made the lookup ~3x faster.
     """
     found: set[str] = set()
     unique = sorted(set(ids))
@@ -84,11 +83,11 @@ async def existing_event_ids(
             f"SELECT event_id FROM {spec.raw_ref} "  # no DISTINCT: the set below is (-30 % CPU)
             "WHERE event_name IN {names:Array(String)} "
             f"AND ({within}) "
-            "AND event_id IN JSONExtract(unhex({ids:String}), 'Array(String)')",
+            f"AND event_id IN {string_list('ids')}",
             {
                 **bounds,
                 "names": sorted(set(event_names)),
-                "ids": orjson.dumps(unique[start : start + chunk]).hex(),
+                "ids": string_list_value(unique[start : start + chunk]),
             },
         )
         found.update(str(row[0]) for row in rows)
