@@ -394,7 +394,22 @@ down() {
     for d in $(cgroup_dirs); do
         find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: could not remove $d"
     done
-    [[ -e "/run/netns/$NETNS" ]] && ip netns del "$NETNS"
+    # Processes started with `exec` (a test's broker, the ClickHouse stand-in, load loops) are in
+    # no cgroup of ours, only in the namespace: stop them too, or they outlive it.
+    if [[ -e "/run/netns/$NETNS" ]]; then
+        for signal in TERM KILL; do
+            pids=$(ip netns pids "$NETNS" 2>/dev/null)
+            [[ -z "$pids" ]] && break
+            for pid in $pids; do kill "-$signal" "$pid" 2>/dev/null || true; done
+            deadline=$((SECONDS + 10))
+            while [[ -n "$(ip netns pids "$NETNS" 2>/dev/null)" ]] && ((SECONDS < deadline)); do
+                sleep 0.5
+            done
+        done
+        [[ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ]] \
+            || log "warning: processes left in netns $NETNS: $(ip netns pids "$NETNS" | tr '\n' ' ')"
+        ip netns del "$NETNS"
+    fi
     restore_sysctls
     if [[ -f "$DIR/created-paths" ]]; then
         sort -r "$DIR/created-paths" | while read -r p; do
@@ -425,7 +440,8 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) is_running ;;
-    exec) shift; in_netns "$@" ;;
+    # exec: the command replaces this script, so a signal to what the caller started reaches it.
+    exec) shift; exec ip netns exec "$NETNS" env KUBECONFIG="$DIR/admin.kubeconfig" "$@" ;;
     import) import "$2" ;;
     env) print_env ;;
     *) die "usage: $0 deps|up|down|status|exec CMD...|import TAR|env" ;;

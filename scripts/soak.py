@@ -159,8 +159,12 @@ class LagMonitor(threading.Thread):
                 await admin.start()
                 await consumer.start()
                 while not self._closing.is_set():
-                    committed = await admin.list_consumer_group_offsets(self._group)
-                    ends = await consumer.end_offsets(self._partitions)
+                    # Bounded: a request to a broker that restarted can otherwise wait forever,
+                    # leaving `latest` stale (a full soak once timed out its drain on that).
+                    committed = await asyncio.wait_for(
+                        admin.list_consumer_group_offsets(self._group), 10
+                    )
+                    ends = await asyncio.wait_for(consumer.end_offsets(self._partitions), 10)
                     lag = 0
                     for tp in self._partitions:
                         done = committed.get(tp)
@@ -275,7 +279,14 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             total = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
             return lag.latest == 0 and int(total["total_events"]) >= accepted
 
-        wait_for(drained, args.drain_timeout, "lag 0 and every accepted event counted")
+        try:
+            wait_for(drained, args.drain_timeout, "lag 0 and every accepted event counted")
+        except TimeoutError as error:
+            total = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
+            raise TimeoutError(
+                f"{error}: lag {lag.latest} ({lag.errors} monitor errors), accepted {accepted}, "
+                f"counted {total['total_events']}"
+            ) from None
         drain_seconds = time.monotonic() - load_end
         metrics = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
         stored = asyncio.run(stored_ids(env, ledger.event_name))
