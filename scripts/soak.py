@@ -215,11 +215,13 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "WEIR_KAFKA_CONSUMER_GROUP": group,
         "WEIR_PORT": str(api_port),
         "WEIR_METRICS_PORT": "0",
-        "WEIR_LOG_FORMAT": "text",
+        "WEIR_LOG_FORMAT": "json",  # the fields of a warning (the error, the batch) are kept
     }
     api = weir("api", "api", env, work)
-    consumers = [weir(f"consumer-{n}", "consumer", env, work) for n in (1, 2)]
-    third = weir("consumer-3", "consumer", env, work)
+    # Each stored batch logged (token, counts, offsets committed): what a loss is traced with.
+    consumer_env = env | {"WEIR_LOG_LEVEL": "DEBUG"}
+    consumers = [weir(f"consumer-{n}", "consumer", consumer_env, work) for n in (1, 2)]
+    third = weir("consumer-3", "consumer", consumer_env, work)
     children = [api, *consumers, third]
     base = f"http://127.0.0.1:{api_port}"
     ledger = Ledger(event_name=f"soak-{run}")
@@ -290,6 +292,10 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         drain_seconds = time.monotonic() - load_end
         metrics = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
         stored = asyncio.run(stored_ids(env, ledger.event_name))
+        missing = ledger.accepted - stored.keys()
+        lost_offsets = {}
+        if missing:
+            lost_offsets = asyncio.run(locate(broker.bootstrap_servers, topic, missing))
     finally:
         # Every step, even when one fails: nothing of the run may outlive it.
         for step in [lag.close, *(c.stop for c in reversed(children)), shim.stop, broker.stop]:
@@ -315,6 +321,9 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "metrics_unique_users": metrics["unique_users"],
         "metrics_exact": (metrics["total_events"], metrics["unique_users"])
         == (want_total, want_users),
+        # Where the lost events are in the topic, as runs of offsets per partition: the
+        # consumer logs name the batch (token, offsets committed) that covered each run.
+        "lost_offsets": lost_offsets,
         "max_lag": lag.max,
         "drain_seconds": round(drain_seconds, 1),
         "answers": ledger.answers,
@@ -354,6 +363,34 @@ async def stored_ids(env: dict[str, str], event_name: str) -> dict[str, int]:
     return {str(event_id): int(count) for event_id, count in rows}
 
 
+async def locate(bootstrap: str, topic: str, ids: set[str]) -> dict[str, list[list[int]]]:
+    """Partition -> [first, last] offset runs of the records keyed by one of `ids`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: dict[int, list[int]] = {}
+        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    if record.key is not None and record.key.decode() in ids:
+                        found.setdefault(tp.partition, []).append(record.offset)
+    finally:
+        await consumer.stop()
+    runs: dict[str, list[list[int]]] = {}
+    for partition, offsets in sorted(found.items()):
+        for offset in sorted(offsets):
+            spans = runs.setdefault(str(partition), [])
+            if spans and spans[-1][1] == offset - 1:
+                spans[-1][1] = offset
+            else:
+                spans.append([offset, offset])
+    return runs
+
+
 def print_table(report: dict[str, Any]) -> None:
     print(CORES_NOTE)
     faults = report["faults"]
@@ -380,6 +417,12 @@ def print_table(report: dict[str, Any]) -> None:
         ("max lag (events)", f"{report['max_lag']:,}"),
         ("time to drain", f"{report['drain_seconds']} s"),
     ]
+    if report["lost_offsets"]:
+        runs = "; ".join(
+            f"p{partition} " + ", ".join(f"{a}-{b}" for a, b in spans)
+            for partition, spans in report["lost_offsets"].items()
+        )
+        rows.append(("lost, by offset", runs))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

@@ -148,7 +148,18 @@ class ConsumerLoop:
             log.warning("store unavailable at shutdown; batch left uncommitted")
             return
         await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, batch.dead)
-        await self._commit(batch.next_offsets())
+        offsets = batch.next_offsets()
+        log.debug(
+            "batch stored",
+            extra={
+                "token": batch.dedup_token(),
+                "records": len(batch),
+                "inserted": len(fresh),
+                "dead": len(batch.dead),
+                "commit": {f"{tp.topic}/{tp.partition}": n for tp, n in offsets.items()},
+            },
+        )
+        await self._commit(offsets)
         self.last_flush_at = time.time()
         metrics.observe_flush(
             records=len(batch),
