@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from weir.store import Store
+from weir.store import DEFAULT_ROLLUPS, Store
 from weir_operator.table.model import DesiredTable, table_from_resource
 from weir_operator.table.reconcile import delete_table, reconcile_table
 
@@ -112,7 +112,13 @@ async def test_delete_honours_policy(chdb_store: Store, database: str) -> None:
 def test_resource_defaults_and_invalid_specs() -> None:
     desired = table_from_resource("web-events", {"source": {"topicRef": "t"}})
     assert desired.spec.table == "web_events" and desired.spec.database == "weir"
-    assert [r.granularity for r in desired.spec.rollups] == ["hour", "day"]
+    assert desired.spec.rollups == DEFAULT_ROLLUPS
+    # `dimensions: []` is the rollup without channel that /metrics reads when it can
+    listed = table_from_resource(
+        "t",
+        {"source": {"topicRef": "t"}, "rollups": [{"granularity": "day", "dimensions": []}]},
+    )
+    assert [r.table_name("t") for r in listed.spec.rollups] == ["t_day_by_event_bitmap"]
     assert desired.deletion_policy == "Retain"
     with pytest.raises(ValueError, match="not columns"):
         table_from_resource(

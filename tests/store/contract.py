@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.store import schema_v1
+from tests.store import schema_v1, schema_v2
 from tests.store.events import (
     Ev,
     brute_groups,
@@ -41,6 +41,7 @@ from weir.store import (
     query_groups,
     query_totals,
     rebuild_rollups,
+    rollup_for,
     stored_event,
     to_columns,
     winning_uids,
@@ -108,8 +109,8 @@ class StoreContract:
 
     async def test_migrate_is_idempotent(self, store: Store, table_spec: TableSpec) -> None:
         first = await migrate(store, table_spec)
-        # database, raw, users + ranges, 2 x (rollup + view)
-        assert first.clean and len(first.applied) == 8
+        # database, raw, users + ranges, 4 x (rollup + view)
+        assert first.clean and len(first.applied) == 12
         second = await migrate(store, table_spec)
         assert second.applied == () and second.clean
         tables = await store.query_rows(
@@ -122,8 +123,12 @@ class StoreContract:
             "events",
             "events_day_by_channel_bitmap",
             "events_day_by_channel_bitmap_mv",
+            "events_day_by_event_bitmap",
+            "events_day_by_event_bitmap_mv",
             "events_hour_by_channel_bitmap",
             "events_hour_by_channel_bitmap_mv",
+            "events_hour_by_event_bitmap",
+            "events_hour_by_event_bitmap_mv",
             "events_user_ranges",
             "events_users",
         ]
@@ -134,6 +139,7 @@ class StoreContract:
             "non_replicated_deduplication_window = 1000" in engines["events_day_by_channel_bitmap"]
         )
         assert "enable_block_number_column = 1" in engines["events_users"]
+        assert "ORDER BY (event_name, bucket)" in engines["events_day_by_event_bitmap"]
 
     async def test_additive_migration_applied(self, store: Store, table_spec: TableSpec) -> None:
         await migrate(store, table_spec)
@@ -192,8 +198,11 @@ class StoreContract:
             await insert_events(store, table_spec, data, "events/0/100-599")
         db = table_spec.database
         assert await count(store, f"SELECT count() FROM {db}.events") == 500
-        for rollup in ("events_hour_by_channel_bitmap", "events_day_by_channel_bitmap"):
-            assert await count(store, f"SELECT countMerge(total) FROM {db}.{rollup}") == 500
+        for rollup in table_spec.rollups:
+            got = await count(
+                store, f"SELECT countMerge(total) FROM {table_spec.rollup_ref(rollup)}"
+            )
+            assert got == 500, rollup
         await insert_events(
             store, table_spec, await columns(store, table_spec, events[:10]), "events/0/600-609"
         )
@@ -207,6 +216,23 @@ class StoreContract:
         await insert_events(store, table_spec, await columns(store, table_spec, events), "metrics")
         await assert_metrics_exact(store, table_spec, events, start, rng)
         assert (await query_totals(store, table_spec, MetricsQuery("none"))) == (0, 0)
+        # The same answers from the per-channel rollups alone (a `Table` listing only those).
+        per_channel = dataclasses.replace(
+            table_spec, rollups=tuple(r for r in table_spec.rollups if r.dimensions)
+        )
+        await assert_metrics_exact(store, per_channel, events, start, rng)
+        # And the answers above came from the rollups without channel: emptied, the whole days
+        # they held are gone from totals, not from a channel's view.
+        for rollup in table_spec.rollups:
+            if not rollup.dimensions:
+                await store.command(f"TRUNCATE TABLE {table_spec.rollup_ref(rollup)}")
+        everything = MetricsQuery("click")
+        assert await query_totals(store, table_spec, everything) == (0, 0)
+        assert await query_totals(store, per_channel, everything) == brute_totals(
+            events, everything
+        )
+        by_channel = dataclasses.replace(everything, group_by=GroupBy.CHANNEL)
+        assert await query_groups(store, table_spec, by_channel) == brute_groups(events, by_channel)
 
     async def test_existing_event_ids(self, store: Store, table_spec: TableSpec) -> None:
         await migrate(store, table_spec)
@@ -340,7 +366,7 @@ class StoreContract:
         result = await migrate(store, table_spec)
         assert result.clean, result.refused
         assert any("ADD COLUMN IF NOT EXISTS user_uid" in s for s in result.applied)
-        assert sum("INSERT INTO" in s for s in result.applied) == 2  # both new rollups backfilled
+        assert sum("INSERT INTO" in s for s in result.applied) == 4  # every new rollup backfilled
         assert await count(store, f"SELECT count() FROM {db}.events WHERE user_uid = 0") == 0
         await assert_metrics_exact(store, table_spec, old, start, rng)
         # the previous rollups are kept as they were
@@ -353,6 +379,57 @@ class StoreContract:
         repaired = await migrate(store, table_spec)
         assert repaired.applied == () and repaired.clean
         await assert_metrics_exact(store, table_spec, events, start, rng)
+
+    async def test_installation_before_rollups_without_channel_migrated(
+        self, store: Store, table_spec: TableSpec
+    ) -> None:
+        """A database at the previous schema (per-channel rollups only, schema_v2) with data: the
+        migration adds the rollups without channel and backfills them from the raw table; every
+        answer is what it was, equal to a recount, before and after more events arrive."""
+        db = table_spec.database
+        for statement in schema_v2.statements(db):
+            await store.command(statement)
+        previous = dataclasses.replace(
+            table_spec, rollups=tuple(r for r in table_spec.rollups if r.dimensions)
+        )
+        rng = random.Random(12)
+        start = recent_start()
+        events = random_events(rng, 2000, start, 3 * DAY)
+        old, new = events[:1500], events[1500:]
+        await insert_events(store, previous, await columns(store, previous, old), "v2")
+        queries = [
+            MetricsQuery("click", lo, hi, group_by)
+            for lo, hi in ((None, None), (start + 4000, start + 2 * DAY + 99))
+            for group_by in (None, *GroupBy)
+        ]
+
+        async def answers(spec: TableSpec) -> list[Any]:
+            return [
+                await (query_totals if q.group_by is None else query_groups)(store, spec, q)
+                for q in queries
+            ]
+
+        before = await answers(previous)
+        result = await migrate(store, table_spec)
+        assert result.clean, result.refused
+        added = [r for r in table_spec.rollups if not r.dimensions]
+        created = [s for s in result.applied if s.startswith("CREATE")]
+        assert len(created) == 2 * len(added) == 4
+        assert all("_by_event_bitmap" in s for s in created)
+        assert sum(s.startswith("INSERT INTO") for s in result.applied) == len(added)
+        assert await count(store, f"SELECT count() FROM {db}.events") == 1500  # data kept
+        for rollup in added:  # backfilled from the raw table
+            got = await count(
+                store, f"SELECT countMerge(total) FROM {table_spec.rollup_ref(rollup)}"
+            )
+            assert got == 1500
+        assert rollup_for(table_spec, queries[0], "day") in added  # the new plan reads them
+        assert await answers(table_spec) == before
+        await assert_metrics_exact(store, table_spec, old, start, rng)
+        assert (await migrate(store, table_spec)).applied == ()
+        await insert_events(store, table_spec, await columns(store, table_spec, new), "v3")
+        await assert_metrics_exact(store, table_spec, events, start, rng)
+        await assert_metrics_exact(store, previous, events, start, rng)
 
     async def test_client_timestamp_stored_and_added_to_existing_tables(
         self, store: Store, table_spec: TableSpec

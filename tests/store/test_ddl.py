@@ -9,15 +9,20 @@ import pytest
 from weir.core.config import Settings
 from weir.store import (
     DEFAULT_ROLLUPS,
+    EVENT_COLUMNS,
     ExistingSchema,
     ExistingTable,
     ExtraColumn,
+    GroupBy,
+    MetricsQuery,
     Rollup,
     TableSpec,
     ddl,
     plan_migration,
+    rollup_for,
 )
 from weir.store.ddl import create_all, drop_all
+from weir.store.queries import _union
 from weir.store.windows import DAY, HOUR, Piece, split_window
 
 SPEC = TableSpec("weir", "events", ttl_days=30)
@@ -31,6 +36,8 @@ def test_from_settings_uses_defaults_metrics_needs() -> None:
     assert [r.table_name("events") for r in DEFAULT_ROLLUPS] == [
         "events_hour_by_channel_bitmap",
         "events_day_by_channel_bitmap",
+        "events_hour_by_event_bitmap",
+        "events_day_by_event_bitmap",
     ]
 
 
@@ -80,6 +87,21 @@ def test_cluster_ddl() -> None:
     ) in text
     assert "FROM weir.events_local\nGROUP BY" in text
     assert "ENGINE = Distributed('main', 'weir', 'events_users_local', cityHash64(user_id))" in text
+    assert (  # the rollup without a dimension: keyed by (event_name, bucket) alone
+        "CREATE TABLE IF NOT EXISTS weir.events_day_by_event_bitmap_local ON CLUSTER 'main' (\n"
+        "  event_name LowCardinality(String),\n  bucket DateTime('UTC'),\n"
+    ) in text
+    assert "ORDER BY (event_name, bucket)\n" in text
+    assert (
+        "CREATE TABLE IF NOT EXISTS weir.events_day_by_event_bitmap ON CLUSTER 'main' AS "
+        "weir.events_day_by_event_bitmap_local\nENGINE = Distributed('main', 'weir', "
+        "'events_day_by_event_bitmap_local', cityHash64(event_name))"
+    ) in text
+    assert (
+        "TO weir.events_day_by_event_bitmap_local AS\nSELECT event_name, toStartOfDay(timestamp) "
+        "AS bucket, countState() AS total, groupBitmapState(user_uid) AS users\n"
+        "FROM weir.events_local\nGROUP BY event_name, bucket"
+    ) in text
     assert "non_replicated_deduplication_window" not in text
 
 
@@ -145,7 +167,7 @@ def test_split_window_prefers_coarse_buckets() -> None:
 
 
 def test_short_windows_read_raw_rows_only() -> None:
-    from weir.store.queries import RAW_WINDOW_SECONDS, MetricsQuery, _union
+    from weir.store.queries import RAW_WINDOW_SECONDS
 
     spec = TableSpec.from_settings(Settings())
     start = 1_790_000_000 - 1_790_000_000 % DAY
@@ -155,3 +177,79 @@ def test_short_windows_read_raw_rows_only() -> None:
     longer = MetricsQuery("signup", start + 1, start + RAW_WINDOW_SECONDS + 1)
     sql, _ = _union(spec, longer)
     assert sql.count("UNION ALL") >= 1  # whole hours from a rollup, the edges from raw rows
+
+
+def _existing_previous_schema(spec: TableSpec) -> ExistingSchema:
+    """What `read_existing` reports for a database made before the rollups without a dimension
+    (schema_v2): the raw table, the claims, and the per-channel rollups with their views."""
+    raw_columns = {name: type_ for name, type_ in EVENT_COLUMNS} | {
+        "inserted_at": "DateTime64(3, 'UTC')"
+    }
+    rollup_columns = {
+        "event_name": "LowCardinality(String)",
+        "channel": "LowCardinality(String)",
+        "bucket": "DateTime('UTC')",
+        "total": "AggregateFunction(count)",
+        "users": ddl.USERS_TYPE,
+    }
+    ttl = spec.ttl_days
+    tables = {
+        "events": ExistingTable("events", "ReplacingMergeTree", raw_columns, ttl),
+        "events_users": ExistingTable("events_users", "MergeTree"),
+        "events_user_ranges": ExistingTable("events_user_ranges", "MergeTree"),
+    }
+    for rollup in ("events_hour_by_channel_bitmap", "events_day_by_channel_bitmap"):
+        tables[rollup] = ExistingTable(rollup, "AggregatingMergeTree", rollup_columns, ttl)
+        tables[f"{rollup}_mv"] = ExistingTable(f"{rollup}_mv", "MaterializedView")
+    return ExistingSchema(True, tables)
+
+
+def test_previous_schema_plan_adds_and_backfills_the_rollups_without_channel() -> None:
+    plan = plan_migration(SPEC, _existing_previous_schema(SPEC), "2026-12-01 00:00:00.000")
+    assert plan.refused == ()
+    added = [r for r in SPEC.rollups if r.dimensions == ()]
+    assert plan.statements == tuple(
+        s
+        for r in added
+        for s in (*ddl.create_rollup_table(SPEC, r), ddl.create_rollup_view(SPEC, r))
+    )
+    assert plan.backfills == tuple(
+        ddl.backfill_rollup(SPEC, r, "2026-12-01 00:00:00.000") for r in added
+    )
+    assert "INSERT INTO weir.events_hour_by_event_bitmap\n" in plan.backfills[0]
+    assert "GROUP BY event_name, bucket" in plan.backfills[1]
+
+
+def test_plan_reads_the_rollups_without_channel_unless_the_query_needs_channel() -> None:
+    spec = TableSpec.from_settings(Settings())
+    by_event = {r.granularity: r for r in spec.rollups if r.dimensions == ()}
+    by_channel = {r.granularity: r for r in spec.rollups if r.dimensions == ("channel",)}
+    start = 1_790_000_000 - 1_790_000_000 % DAY
+    window = (start + 1234, start + 30 * DAY - 4321)
+    for group_by in (None, GroupBy.HOUR, GroupBy.DAY):
+        q = MetricsQuery("signup", *window, group_by=group_by)
+        assert rollup_for(spec, q, "hour") == by_event["hour"]
+        assert rollup_for(spec, q, "day") == by_event["day"]
+        sql, _ = _union(spec, q)
+        assert "_by_channel_bitmap" not in sql, group_by
+        assert spec.rollup_ref(by_event["hour"]) in sql
+        # group_by hour reads no day rollup: a day's state cannot be split into hours
+        assert (spec.rollup_ref(by_event["day"]) in sql) == (group_by is not GroupBy.HOUR)
+    for q in (
+        MetricsQuery("signup", *window, group_by=GroupBy.CHANNEL),
+        MetricsQuery("signup", *window, channel="web"),
+        MetricsQuery("signup", *window, group_by=GroupBy.DAY, channel="web"),
+    ):
+        assert rollup_for(spec, q, "day") == by_channel["day"]
+        sql, _ = _union(spec, q)
+        assert "_by_event_bitmap" not in sql and spec.rollup_ref(by_channel["day"]) in sql
+    # A spec without them (a `Table` resource listing only per-channel rollups) falls back.
+    per_channel = dataclasses.replace(spec, rollups=tuple(by_channel.values()))
+    totals = MetricsQuery("signup", *window)
+    assert rollup_for(per_channel, totals, "day") == by_channel["day"]
+    assert spec.rollup_ref(by_channel["hour"]) in _union(per_channel, totals)[0]
+    # Only a day rollup without channel: its days are read, the hours come per channel.
+    mixed = dataclasses.replace(spec, rollups=(by_channel["hour"], by_event["day"]))
+    sql, _ = _union(mixed, totals)
+    assert spec.rollup_ref(by_event["day"]) in sql and spec.rollup_ref(by_channel["hour"]) in sql
+    assert rollup_for(mixed, MetricsQuery("signup", channel="web"), "day") is None

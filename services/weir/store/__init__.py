@@ -20,7 +20,8 @@ events out of raw and rollups), `queries` and `windows`
 Raw table: ReplacingMergeTree on event_id, partitioned by month, ordered by
 (event_name, timestamp, event_id), bloom filter on event_id, TTL timestamp + ttl_days.
 Rollups: AggregatingMergeTree of countState()/groupBitmapState(user_uid) per
-(event_name, *dimensions, bucket), fed by `<rollup>_mv` materialized views.
+(event_name, *dimensions, bucket), fed by `<rollup>_mv` materialized views; by default hourly and
+daily, per channel and without a dimension (`spec.DEFAULT_ROLLUPS`).
 Users: `<table>_users` (claims of dense ids) and `<table>_user_ranges` (leased id slots).
 """
 
@@ -46,7 +47,15 @@ from weir.store.migrations import (
     plan_migration,
     read_existing,
 )
-from weir.store.queries import GroupBy, GroupRow, MetricsQuery, Totals, query_groups, query_totals
+from weir.store.queries import (
+    GroupBy,
+    GroupRow,
+    MetricsQuery,
+    Totals,
+    query_groups,
+    query_totals,
+    rollup_for,
+)
 from weir.store.rollups import rebuild_rollups
 from weir.store.spec import (
     DEFAULT_ROLLUPS,
@@ -96,6 +105,7 @@ __all__ = [
     "query_totals",
     "read_existing",
     "rebuild_rollups",
+    "rollup_for",
     "stored_event",
     "to_columns",
     "winning_uids",

@@ -1,7 +1,9 @@
 """GET /metrics: exact totals and groups, fast, from rollups plus raw-table edges.
 
 The inclusive window [from, to] becomes [from, to + 1) in seconds and is split into whole days
-(day rollup), whole hours (hour rollup) and partial-hour edges (raw rows). Each piece yields
+(day rollup), whole hours (hour rollup) and partial-hour edges (raw rows). A query that neither
+groups by channel nor filters on one reads the rollups without the channel dimension (one state
+per bucket to merge, not one per channel and bucket: `rollup_for`). Each piece yields
 count states and `groupBitmap` states of dense user ids (`users.py`); the outer query merges
 them, so unique users are exact across pieces. Windows of at most `RAW_WINDOW_SECONDS` read the
 raw rows only: so few rows cost less than the fixed work of reading two more tables (at 100M
@@ -16,10 +18,18 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from weir.store.base import Store
-from weir.store.spec import Granularity, TableSpec
+from weir.store.spec import Granularity, Rollup, TableSpec
 from weir.store.windows import DAY, HOUR, Piece, split_window
 
-__all__ = ["GroupBy", "GroupRow", "MetricsQuery", "Totals", "query_groups", "query_totals"]
+__all__ = [
+    "GroupBy",
+    "GroupRow",
+    "MetricsQuery",
+    "Totals",
+    "query_groups",
+    "query_totals",
+    "rollup_for",
+]
 
 
 class GroupBy(StrEnum):
@@ -93,7 +103,7 @@ def _piece_sql(
         )
     else:
         granularity: Granularity = "day" if step == DAY else "hour"
-        rollup = spec.find_rollup(granularity, ("channel",))
+        rollup = rollup_for(spec, q, granularity)
         assert rollup is not None  # _steps only offers rollups the spec has
         sql = f"SELECT {grp} AS grp, total, users FROM {spec.rollup_ref(rollup)} WHERE {condition}"
     return sql, params
@@ -105,6 +115,21 @@ def _clamp(seconds: int) -> int:
 
 
 RAW_WINDOW_SECONDS = 3 * HOUR
+_CHANNEL: tuple[str, ...] = ("channel",)
+
+
+def rollup_for(spec: TableSpec, q: MetricsQuery, granularity: Granularity) -> Rollup | None:
+    """The rollup that answers `q`'s whole buckets of `granularity`, None if the spec has none.
+
+    Without a channel filter or group_by=channel, the rollup keyed (event_name, bucket) alone:
+    its states hold what the per-channel ones hold summed over channels, at one state per bucket.
+    Otherwise (or if the spec lacks it, e.g. a `Table` resource listing its own rollups) the
+    per-channel rollup, whose states the query merges across channels."""
+    if q.channel is None and q.group_by is not GroupBy.CHANNEL:
+        rollup = spec.find_rollup(granularity, ())
+        if rollup is not None:
+            return rollup
+    return spec.find_rollup(granularity, _CHANNEL)
 
 
 def _steps(spec: TableSpec, q: MetricsQuery) -> tuple[int, ...]:
@@ -112,9 +137,9 @@ def _steps(spec: TableSpec, q: MetricsQuery) -> tuple[int, ...]:
         return (1,)
     group_by = q.group_by
     steps = []
-    if group_by is not GroupBy.HOUR and spec.find_rollup("day", ("channel",)):
+    if group_by is not GroupBy.HOUR and rollup_for(spec, q, "day"):
         steps.append(DAY)
-    if spec.find_rollup("hour", ("channel",)):
+    if rollup_for(spec, q, "hour"):
         steps.append(HOUR)
     return (*steps, 1)
 

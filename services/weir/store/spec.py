@@ -93,6 +93,7 @@ class Rollup:
             raise ValueError("rollup dimensions repeat a key (event_name is always included)")
 
     def table_name(self, raw_table: str) -> str:
+        # No dimension: keyed by event_name alone, hence `_by_event`.
         dims = "_".join(self.dimensions) if self.dimensions else "event"
         return f"{raw_table}_{self.granularity}_by_{dims}_bitmap"
 
@@ -100,7 +101,15 @@ class Rollup:
 # The users column of a rollup made before dense ids: kept, no longer read or fed by new code.
 LEGACY_USERS_TYPE = "AggregateFunction(uniqExact, String)"
 
-DEFAULT_ROLLUPS: tuple[Rollup, ...] = (Rollup("hour", ("channel",)), Rollup("day", ("channel",)))
+# Per channel for group_by=channel and the channel filter; without the channel dimension
+# (`<table>_{hour,day}_by_event_bitmap`) for every other query: one state per bucket to merge
+# instead of one per channel and bucket (`queries.rollup_for`).
+DEFAULT_ROLLUPS: tuple[Rollup, ...] = (
+    Rollup("hour", ("channel",)),
+    Rollup("day", ("channel",)),
+    Rollup("hour", ()),
+    Rollup("day", ()),
+)
 
 
 @dataclass(frozen=True)
