@@ -1,8 +1,10 @@
 """Benchmark /metrics at scale: load N events through the real schema and views (generated inside
 chDB with numbers(), not through Python), time the queries module at the store, then `GET /metrics`
 on a running `weir dev` on the same data, idle and under 2,000 events/s of ingestion. Every
-answer timed is compared to a brute-force recount over the raw table first. Prints a table and
-writes bench-results/metrics-<workload>-<events>.json.
+answer timed is compared to a brute-force recount over the raw table first. Beside the store's
+plan: the raw scan, and for the shapes that read the rollups without channel, the same query
+answered from the per-channel rollups alone (the plan before them). Prints a table and writes
+bench-results/metrics-<workload>-<events>.json.
 
     .venv/bin/python scripts/bench_metrics.py --events 100000000
     .venv/bin/python scripts/bench_metrics.py --events 100000000 --workload heavy-tail
@@ -13,14 +15,16 @@ long tail where most users are seen once (~0.4 x events users). Dense ids are gi
 first appearance as the consumers would (tail users appear over time, so do their ids).
 
 The loaded database is cached under ${XDG_CACHE_HOME:-~/.cache}/weir/bench-metrics-<params>/ and
-reused by the next run with the same parameters (--reload rebuilds it). Run under
-`flock /tmp/weir-bench.lock`.
+reused by the next run with the same parameters (--reload rebuilds it); a cached database made
+before a schema change is migrated as an installation would be (`weir.store.migrate`: new
+rollups backfilled from the raw table), not reloaded. Run under `flock /tmp/weir-bench.lock`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -37,6 +41,7 @@ from bench_freshness import background_load
 
 from weir.store import (
     INSERT_COLUMNS,
+    Granularity,
     GroupBy,
     MetricsQuery,
     Store,
@@ -44,8 +49,10 @@ from weir.store import (
     migrate,
     query_groups,
     query_totals,
+    rollup_for,
 )
 from weir.store.chdb import ChdbStore
+from weir.store.queries import RAW_WINDOW_SECONDS
 from weir.store.users import SLOT_SIZE
 
 DAY = 86400
@@ -53,6 +60,8 @@ CHUNK = 2_000_000
 CHANNELS = ("web", "mobile", "api", "email")
 SCHEMA = "v2"  # bump when the schema changes: the cache key
 SPEC = TableSpec("bench", "events", ttl_days=0)
+# The plan before the rollups without channel: every query from the per-channel rollups.
+PER_CHANNEL = dataclasses.replace(SPEC, rollups=tuple(r for r in SPEC.rollups if r.dimensions))
 NAME = "e3"
 
 
@@ -119,10 +128,23 @@ async def load(store: Store, args: argparse.Namespace, start: int) -> float:
     )
     for offset in range(0, args.events, CHUNK):
         await store.command(generate_sql(args, offset, min(CHUNK, args.events - offset), start))
-        print(f"  loaded {offset + CHUNK:,}", file=sys.stderr, flush=True)
+        print(f"  loaded {min(offset + CHUNK, args.events):,}", file=sys.stderr, flush=True)
+    await optimize_rollups(store)
+    return time.perf_counter() - began
+
+
+async def optimize_rollups(store: Store) -> None:
     for rollup in SPEC.rollups:  # steady state: a live table's background merges keep up
         await store.command(f"OPTIMIZE TABLE {SPEC.rollup_ref(rollup)} FINAL")
-    return time.perf_counter() - began
+
+
+def reads(spec: TableSpec, q: MetricsQuery) -> list[str]:
+    """The rollups `spec`'s plan reads for `q`'s whole days and hours (the edges come from raw)."""
+    if q.from_ts is not None and q.to_ts is not None and q.to_ts - q.from_ts < RAW_WINDOW_SECONDS:
+        return [spec.table]  # a short window: raw rows only
+    grains: tuple[Granularity, ...] = ("hour",) if q.group_by is GroupBy.HOUR else ("day", "hour")
+    found = (rollup_for(spec, q, g) for g in grains)
+    return [r.table_name(spec.table) for r in found if r is not None]
 
 
 def shapes(start: int, end: int) -> dict[str, MetricsQuery]:
@@ -159,10 +181,19 @@ def brute_sql(q: MetricsQuery) -> str:
     )
 
 
-async def answer(store: Store, q: MetricsQuery) -> list[tuple[Any, ...]]:
+async def answer(store: Store, q: MetricsQuery, spec: TableSpec = SPEC) -> list[tuple[Any, ...]]:
     if q.group_by is None:
-        return [tuple(await query_totals(store, SPEC, q))]
-    return [tuple(row) for row in await query_groups(store, SPEC, q)]
+        return [tuple(await query_totals(store, spec, q))]
+    return [tuple(row) for row in await query_groups(store, spec, q)]
+
+
+async def timed(store: Store, q: MetricsQuery, spec: TableSpec, repeat: int) -> dict[str, float]:
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        await answer(store, q, spec)
+        samples.append((time.perf_counter() - began) * 1000)
+    return summary(samples)
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -185,17 +216,17 @@ async def at_store(store: Store, queries: dict[str, MetricsQuery], repeat: int) 
         )
         got = await answer(store, q)
         assert got == (expected or [(0, 0)]), (name, got[:3], expected[:3])
-        samples = []
-        for _ in range(repeat):
-            began = time.perf_counter()
-            await answer(store, q)
-            samples.append((time.perf_counter() - began) * 1000)
+        result: dict[str, Any] = {"reads": reads(SPEC, q)}
+        result["rollups"] = await timed(store, q, SPEC, repeat)
+        if reads(PER_CHANNEL, q) != result["reads"]:
+            assert await answer(store, q, PER_CHANNEL) == got, name
+            result["per_channel"] = await timed(store, q, PER_CHANNEL, repeat)
         raw = []
         for _ in range(max(3, repeat // 10)):
             began = time.perf_counter()
             await store.query_rows(brute_sql(q))
             raw.append((time.perf_counter() - began) * 1000)
-        results[name] = {"rollups": summary(samples), "raw_scan": summary(raw), "exact": True}
+        results[name] = result | {"raw_scan": summary(raw), "exact": True}
     return results
 
 
@@ -215,10 +246,10 @@ async def through_api(
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         stop = asyncio.Event()
+        began_all = time.perf_counter()  # the rate is over the load's whole run, warm-up included
         loader = asyncio.create_task(background_load(http, rate, stop)) if rate else None
         if loader:
             await asyncio.sleep(3)  # the consumer is flushing batches by now
-        began_all = time.perf_counter()
         for name, q in queries.items():
             samples = []
             for _ in range(repeat):
@@ -268,6 +299,12 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float
     raise RuntimeError("weir dev not ready in time")
 
 
+def per_channel(result: dict[str, Any]) -> str:
+    """The per-channel plan's p50/p99, or `same` where the store's plan is that one."""
+    timing = result.get("per_channel")
+    return f"{timing['p50_ms']:.1f}/{timing['p99_ms']:.1f}" if timing else "same"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -293,6 +330,12 @@ async def main() -> None:
         marker.write_text(json.dumps({"start": start, "end": end, "load_seconds": seconds}))
     else:
         store = ChdbStore(data / "chdb")
+        migrated = await migrate(store, SPEC)
+        if migrated.applied:
+            print(
+                f"  migrated the cached data: {len(migrated.applied)} statements", file=sys.stderr
+            )
+            await optimize_rollups(store)
     loaded = json.loads(marker.read_text())
     queries = shapes(loaded["start"], loaded["end"])
     store_results = await at_store(store, queries, args.repeat)
@@ -317,13 +360,16 @@ async def main() -> None:
         f"{NAME} in the 30-day window: {int(window[0][1]):,} events, {int(window[0][2]):,} users; "
         f"loaded in {loaded['load_seconds']:.0f} s (cached in {data})"
     )
-    head = f"{'query':34} {'raw scan p50/p99':>17} {'store p50/p99':>15}"
+    head = (
+        f"{'query':34} {'raw scan p50/p99':>17} {'per-channel p50/p99':>19} {'store p50/p99':>15}"
+    )
     if api:
         head += f" {'API p50/p99':>13} {'API+ingest p50/p99':>19}"
     print(head)
     for name, r in store_results.items():
         line = (
             f"{name:34} {r['raw_scan']['p50_ms']:>8.1f}/{r['raw_scan']['p99_ms']:<8.1f}"
+            f" {per_channel(r):>19}"
             f" {r['rollups']['p50_ms']:>7.1f}/{r['rollups']['p99_ms']:<7.1f}"
         )
         if api:
