@@ -23,6 +23,7 @@ from weir.store import (
 )
 from weir.store.ddl import create_all, drop_all
 from weir.store.queries import _union
+from weir.store.rollups import rebuild_statements
 from weir.store.windows import DAY, HOUR, Piece, split_window
 
 SPEC = TableSpec("weir", "events", ttl_days=30)
@@ -253,3 +254,32 @@ def test_plan_reads_the_rollups_without_channel_unless_the_query_needs_channel()
     sql, _ = _union(mixed, totals)
     assert spec.rollup_ref(by_event["day"]) in sql and spec.rollup_ref(by_channel["hour"]) in sql
     assert rollup_for(mixed, MetricsQuery("signup", channel="web"), "day") is None
+
+
+def test_cluster_backfill_and_rebuild_reach_every_shard() -> None:
+    """A view counts a shard's own inserts into that shard's `_local` rollup, but a backfill or a
+    rebuild recounts rows of every shard: it reads the Distributed raw table and inserts through
+    the Distributed rollup, synchronously; the rebuild's DELETE runs on every shard."""
+    by_event_day = next(r for r in CLUSTER.rollups if r == Rollup("day", ()))
+    backfill = ddl.backfill_rollup(CLUSTER, by_event_day, "2026-12-01 00:00:00.000")
+    assert backfill.startswith(
+        "INSERT INTO weir.events_day_by_event_bitmap\nSETTINGS insert_distributed_sync = 1\n"
+    )
+    assert "\nFROM weir.events\nWHERE inserted_at < " in backfill
+    statements = rebuild_statements(CLUSTER, [DAY + 5])
+    assert len(statements) == 2 * len(CLUSTER.rollups)  # a DELETE and an INSERT per rollup
+    deletes = [sql for sql, settings in statements if settings]
+    assert deletes[-1] == (
+        "DELETE FROM weir.events_day_by_event_bitmap_local ON CLUSTER 'main' "
+        f"WHERE bucket IN ({DAY})"
+    )
+    inserts = [sql for sql, settings in statements if not settings]
+    assert all("SETTINGS insert_distributed_sync = 1" in sql for sql in inserts)
+    assert all("_local" not in sql for sql in inserts)
+    # single node: the tables themselves, no cluster setting
+    single = rebuild_statements(SPEC, [DAY + 5])
+    assert single[-1][0].startswith("INSERT INTO weir.events_day_by_event_bitmap\nSELECT ")
+    assert single[-2] == (
+        f"DELETE FROM weir.events_day_by_event_bitmap WHERE bucket IN ({DAY})",
+        {"lightweight_deletes_sync": 2},
+    )

@@ -128,13 +128,35 @@ def create_rollup_table(spec: TableSpec, rollup: Rollup) -> list[str]:
     return statements
 
 
-def rollup_select(spec: TableSpec, rollup: Rollup) -> str:
+def rollup_select(spec: TableSpec, rollup: Rollup, source: str | None = None) -> str:
+    """A rollup's rows from raw rows: of each insert's block (the view, on the physical table:
+    a shard's own rows on a cluster), or of `source` (a backfill or rebuild: every shard)."""
     keys = ", ".join(["event_name", *rollup.dimensions])
     return (
         f"SELECT {keys}, {bucket_expr(rollup)} AS bucket, countState() AS total, "
         f"groupBitmapState(user_uid) AS users\n"
-        f"FROM {spec.database}.{physical(spec, spec.table)}"
+        f"FROM {source or f'{spec.database}.{physical(spec, spec.table)}'}"
     )
+
+
+def fill_rollup(spec: TableSpec, rollup: Rollup, where: str) -> str:
+    """Insert a rollup's rows recomputed from the raw rows matching `where`.
+
+    On a cluster it reads every shard's raw rows (the Distributed raw table) and inserts through
+    the Distributed rollup, synchronously, so the statement returns once the rows are stored;
+    a rollup's states may sit on any shard, since a query merges them all."""
+    target = spec.rollup_ref(rollup)
+    sync = "\nSETTINGS insert_distributed_sync = 1" if spec.cluster else ""
+    return (
+        f"INSERT INTO {target}{sync}\n{rollup_select(spec, rollup, spec.raw_ref)}\n"
+        f"WHERE {where}\nGROUP BY {rollup_group_keys(rollup)}"
+    )
+
+
+def delete_rollup_buckets(spec: TableSpec, rollup: Rollup, buckets: str) -> str:
+    """A lightweight DELETE of a rollup's rows of `buckets` (an SQL list), on every shard."""
+    table = f"{spec.database}.{physical(spec, rollup.table_name(spec.table))}"
+    return f"DELETE FROM {table}{_on_cluster(spec)} WHERE bucket IN ({buckets})"
 
 
 def rollup_group_keys(rollup: Rollup) -> str:
@@ -159,7 +181,6 @@ def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) 
     missed. Without it, the view's creation second is used (coarser).
     """
     table = rollup.table_name(spec.table)
-    keys = rollup_group_keys(rollup)
     if before is not None:
         cutoff = f"toDateTime64('{before}', 3, 'UTC')"
     else:
@@ -167,10 +188,7 @@ def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) 
             "(SELECT max(metadata_modification_time) FROM system.tables "
             f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
         )
-    return (
-        f"INSERT INTO {spec.database}.{physical(spec, table)}\n{rollup_select(spec, rollup)}\n"
-        f"WHERE inserted_at < {cutoff}\nGROUP BY {keys}"
-    )
+    return fill_rollup(spec, rollup, f"inserted_at < {cutoff}")
 
 
 def _claims_table(spec: TableSpec, name: str, body: str, key: str, shard_key: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from weir.store import ddl
-from weir.store.base import Store
+from weir.store.base import SettingsMap, Store
 from weir.store.spec import Rollup, TableSpec
 
 _SECONDS = {"hour": 3600, "day": 86400}
@@ -42,23 +42,27 @@ def _within(buckets: list[int], size: int) -> str:
     return " OR ".join(f"(timestamp >= {lo} AND timestamp < {hi})" for lo, hi in ranges)
 
 
-async def rebuild_rollups(store: Store, spec: TableSpec, hours: Collection[int]) -> None:
-    """Recompute every rollup of `spec` for the buckets holding `hours` (unix seconds, any
-    second within each hour) from the raw table as it is now."""
+def rebuild_statements(spec: TableSpec, hours: Collection[int]) -> list[tuple[str, SettingsMap]]:
+    """What `rebuild_rollups` runs, in order, with each statement's settings (pure): for every
+    rollup of `spec`, per chunk of buckets, a synchronous DELETE and the re-insert from raw."""
+    statements: list[tuple[str, SettingsMap]] = []
     for rollup in spec.rollups:
         buckets = _buckets(rollup, hours)
-        table = f"{spec.database}.{ddl.physical(spec, rollup.table_name(spec.table))}"
         for start in range(0, len(buckets), _BUCKETS_PER_STATEMENT):
             chunk = buckets[start : start + _BUCKETS_PER_STATEMENT]
             listed = ", ".join(str(b) for b in chunk)  # unix seconds: the engine casts them
-            await store.command(
-                f"DELETE FROM {table} WHERE bucket IN ({listed})", {"lightweight_deletes_sync": 2}
-            )
-            await store.command(
-                f"INSERT INTO {table}\n{ddl.rollup_select(spec, rollup)}\n"
-                f"WHERE {_within(chunk, _SECONDS[rollup.granularity])}\n"
-                f"GROUP BY {ddl.rollup_group_keys(rollup)}"
-            )
+            delete = ddl.delete_rollup_buckets(spec, rollup, listed)
+            statements.append((delete, {"lightweight_deletes_sync": 2}))
+            where = _within(chunk, _SECONDS[rollup.granularity])
+            statements.append((ddl.fill_rollup(spec, rollup, where), {}))
+    return statements
+
+
+async def rebuild_rollups(store: Store, spec: TableSpec, hours: Collection[int]) -> None:
+    """Recompute every rollup of `spec` for the buckets holding `hours` (unix seconds, any
+    second within each hour) from the raw table as it is now."""
+    for statement, settings in rebuild_statements(spec, hours):
+        await store.command(statement, settings or None)
 
 
 async def hours_counted_without_ids(store: Store, spec: TableSpec) -> set[int]:
