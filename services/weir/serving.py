@@ -1,5 +1,5 @@
 """uvicorn servers as Weir runs them: graceful SIGTERM, no `server` header, error bodies with a
-request id, and stalled connections timed out at the HTTP protocol."""
+request id, stalled connections timed out and overload refused at the HTTP protocol."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from weir.core.config import Settings
@@ -22,7 +23,14 @@ from weir.observability import metrics
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
+PROBES = frozenset({"/health", "/ready"})
+# Where the app's admission control is handed to the protocol (lifespan state) and where the
+# protocol marks a request it admitted (scope extensions).
+ADMISSION = "weir.admission"
+OVERLOADED = "overloaded: too many requests in flight, retry later"
 _GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+_PROBE_TARGETS = frozenset(probe.encode() for probe in PROBES)
 
 
 def request_id(given: str | None) -> str:
@@ -56,15 +64,101 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-class TimedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with deadlines on reading a request: its headers within
-    `header_timeout` seconds of the connection opening or the request's first byte, else the
-    connection is closed (as nginx does); its body within `body_timeout` seconds of its headers,
-    else `408` and the connection is closed. Without them a client that stops sending holds a
-    connection, and an admission slot, for ever.
+class Admission:
+    """Admission control of one worker: at most `limit` requests in flight; past it a request is
+    answered `503` + `Retry-After` before any of its body is read, so overload costs the client a
+    round trip instead of a wait in a queue, and the admitted requests keep their latency. Probes
+    are never refused: a kubelet must see a busy worker as alive.
 
-    One timer per request, re-armed only when a phase outlives the previous deadline: the checks
-    sit in the parser's callbacks, so a request costs no middleware.
+    One count, two places that decide with it. The HTTP protocol (`TimedHttpProtocol`) decides for
+    nearly every request, when its headers are parsed: a refusal is written to the socket there,
+    with no ASGI task, scope or middleware (what it costs is in README's Overload). The `gate`,
+    outermost in the app, releases the places the protocol granted and decides itself for what the
+    protocol leaves to it: a request pipelined behind an unfinished response (decided when it
+    starts), a browser's when CORS is on (`browsers_in_app`: CORS headers make its 503 readable),
+    and every request when no Weir protocol serves the app (an ASGI test client).
+    A refused request is counted in `weir_http_shed_total`, not in the per-route request metrics:
+    it never reached a route.
+    """
+
+    def __init__(self, limit: int, retry_after_seconds: int, *, browsers_in_app: bool) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.browsers_in_app = browsers_in_app
+        self._retry_after = str(retry_after_seconds).encode()
+
+    def admit(self) -> bool:
+        """Take a place, if one is free."""
+        if self.in_flight >= self.limit:
+            return False
+        self.in_flight += 1
+        return True
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def refusal(self, given_id: bytes | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The 503's headers and body for a request with this `X-Request-ID` (counted as shed)."""
+        metrics.SHED.inc()
+        request = request_id(given_id.decode("latin-1") if given_id is not None else None)
+        body = error_body(OVERLOADED, request)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"retry-after", self._retry_after),
+            (_REQUEST_ID, request.encode()),
+        ]
+        return headers, body
+
+    def gate(self, app: ASGIApp) -> AdmissionGate:
+        return AdmissionGate(app, self)
+
+
+class AdmissionGate:
+    """The ASGI side of `Admission` (see there): hands it to the protocol at startup, through the
+    lifespan state that uvicorn gives each connection's protocol."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan" and "state" in scope:
+                scope["state"][ADMISSION] = self.admission
+            await self.app(scope, receive, send)
+            return
+        if ADMISSION not in scope.get("extensions", ()):  # not admitted by the protocol
+            if scope["path"] in PROBES:
+                await self.app(scope, receive, send)
+                return
+            if not self.admission.admit():
+                given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), None)
+                headers, body = self.admission.refusal(given)
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.admission.release()
+
+
+class TimedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines on reading a request, and admission control.
+
+    Deadlines: a request's headers within `header_timeout` seconds of the connection opening or
+    the request's first byte, else the connection is closed (as nginx does); its body within
+    `body_timeout` seconds of its headers, else `408` and the connection is closed. Without them a
+    client that stops sending holds a connection, and an admission place, for ever. One timer per
+    request, re-armed only when a phase outlives the previous deadline: the checks sit in the
+    parser's callbacks, so a request costs no middleware.
+
+    Admission: when the app has an `Admission` (handed over at startup by its `AdmissionGate`),
+    a request over the limit is answered `503` here, as soon as its headers are parsed, and its
+    body is read past and dropped: no ASGI task, scope or middleware is spent on it. The
+    connection stays open when the request allows it (HTTP/1.1, no `Connection: close`); it is
+    closed when the client waits for `100 Continue`, since it was never told to send the body.
     """
 
     def __init__(
@@ -76,6 +170,10 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self._phase = "idle"  # "headers", "body" or "idle"
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._admission: Admission | None = self.app_state.get(ADMISSION)
+        self._refused = False  # the current request was answered 503: its body is dropped
+        self._close_after_refusal = False
+        self._reads_wait_for_writes = False  # refusals are written faster than they are read
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -87,6 +185,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._unset_keepalive_if_required()  # armed after a refusal, and this request follows it
         if self._phase != "headers":  # else: the deadline set when the connection opened
             self._expect("headers", self._header_timeout)
 
@@ -94,14 +193,73 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self._phase, self._deadline = "body", self.loop.time() + self._body_timeout
         if self._timer is not None and self._timer.when() > self._deadline:  # body timeout is
             self._stop_timer()  # the shorter one: the timer must not wait for the header's
-        if self._timer is None:
+        if self._timer is None:  # else the timer fires first and finds the body deadline
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
-        super().on_headers_complete()  # else the timer fires first and finds the body deadline
+        admission = self._admission
+        if admission is not None and self._decides_admission(admission):
+            if not admission.admit():
+                self._refuse(admission)
+                return
+            self.scope.setdefault("extensions", {})[ADMISSION] = {}  # the gate releases it
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._phase = "idle"
         self._stop_timer()
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
+            return
+        self._refused = False
+        if self._close_after_refusal:
+            self.transport.close()
+        elif not self.transport.is_closing() and self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._reads_wait_for_writes:
+            self._reads_wait_for_writes = False
+            self.flow.resume_reading()
+
+    def _decides_admission(self, admission: Admission) -> bool:
+        """Whether this request is admitted or refused here rather than by the gate: not a probe
+        (as a kubelet sends it: no query, no escapes), no earlier response still owed on this
+        connection, and not a browser's while CORS answers in the app."""
+        if self.url.partition(b"?")[0] in _PROBE_TARGETS:
+            return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        return not (admission.browsers_in_app and any(k == b"origin" for k, _ in self.headers))
+
+    def _refuse(self, admission: Admission) -> None:
+        given = next((v for k, v in self.headers if k == _REQUEST_ID), None)
+        headers, body = admission.refusal(given)
+        parser = self.parser
+        keep_alive = (
+            parser.get_http_version() != "1.0"
+            and parser.should_keep_alive()
+            and not self.expect_100_continue
+        )
+        content = [STATUS_LINE[503]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            content += (name, b": ", value, b"\r\n")
+        content.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+        if parser.get_method() != b"HEAD":
+            content.append(body)
+        self.transport.write(b"".join(content))
+        self.server_state.total_requests += 1
+        self._refused, self._close_after_refusal = True, not keep_alive
+        if self.expect_100_continue:  # what follows is its body, or the next request: unknowable
+            self.transport.close()
+        elif self.flow.write_paused:  # a client that sends and does not read
+            self._reads_wait_for_writes = True
+            self.flow.pause_reading()
 
     def send_400_response(self, msg: str) -> None:
         self._respond(400, f"request: not valid HTTP/1.1 ({msg.rstrip('.')})")

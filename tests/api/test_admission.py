@@ -1,4 +1,6 @@
-"""Admission control: past the in-flight limit a request is refused at once, probes never are."""
+"""Admission control: past the in-flight limit a request is refused at once, probes never are.
+Here the app is served without Weir's HTTP protocol (an ASGI client), so its gate decides every
+request; test_admission_protocol.py has the protocol's refusals, on the wire."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from tests.api.doubles import IdleStore, RecordingProducer
 from weir.api import serving_app
 from weir.core.config import Settings
+from weir.serving import AdmissionGate
 from weir.stream import Delivery, Message
 
 EVENT = {"event_name": "signup", "channel": "web", "user_id": "u1"}
@@ -66,4 +69,5 @@ async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:
 
 
 def _in_flight(app: object) -> int:
-    return int(getattr(app, "in_flight", -1))
+    assert isinstance(app, AdmissionGate)
+    return app.admission.in_flight

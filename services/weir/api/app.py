@@ -11,7 +11,6 @@ from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from weir.api.admission import PROBES, AdmissionControl
 from weir.api.auth import Authenticator
 from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
@@ -22,6 +21,7 @@ from weir.api.routes import erasure, events, health, metrics, segment, stored
 from weir.core.config import Settings
 from weir.observability.http import PrometheusMiddleware
 from weir.parts import open_parts
+from weir.serving import PROBES, Admission
 from weir.store import Store
 from weir.stream import Producer
 
@@ -101,13 +101,14 @@ def serving_app(
     workers: int = 1,
     clock: Callable[[], float] = time.time,
 ) -> ASGIApp:
-    """What a server runs: the app behind admission control, outside FastAPI, so that an
-    overloaded worker refuses before FastAPI's telemetry, middleware or routing spend anything
-    (each refusal cost about as much as an accepted request when the check sat inside); CORS,
-    when origins are configured, in front of both (`api/cors.py`)."""
-    admitted = AdmissionControl(
-        create_app(settings, producer=producer, store=store, workers=workers, clock=clock),
-        limit=settings.api_max_in_flight,
-        retry_after_seconds=settings.retry_after_seconds,
+    """What a server runs: the app behind admission control, outside FastAPI (`Admission` in
+    weir/serving.py: the HTTP protocol refuses past the limit before any ASGI work, the gate
+    releases places and decides what the protocol leaves to it); CORS, when origins are
+    configured, in front of both (`api/cors.py`), so that a browser's 503 is readable."""
+    admission = Admission(
+        settings.api_max_in_flight,
+        settings.retry_after_seconds,
+        browsers_in_app=bool(settings.api_cors_origins),
     )
-    return with_cors(admitted, settings.api_cors_origins)
+    app = create_app(settings, producer=producer, store=store, workers=workers, clock=clock)
+    return with_cors(admission.gate(app), settings.api_cors_origins)

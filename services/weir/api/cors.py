@@ -2,9 +2,10 @@
 
 Starlette's CORSMiddleware does the work (preflights, `Vary`, allowed headers), wrapped so that
 it sees only the ingestion routes and is not in the stack at all when no origin is configured:
-the hot path pays nothing for a feature it does not use. It sits outside admission control, so
-a preflight is never refused as overload and a 503 still carries the headers a browser needs to
-read it.
+the hot path pays nothing for a feature it does not use. It sits outside admission control's
+gate, so a preflight is never refused as overload and a 503 still carries the headers a browser
+needs to read it (with origins configured, the HTTP protocol leaves requests with an `Origin` to
+that gate instead of refusing them itself: `Admission` in weir/serving.py).
 """
 
 from __future__ import annotations
