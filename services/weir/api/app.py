@@ -47,8 +47,10 @@ class WeirApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.front.route_for(scope)
-        if route is None or not await self.front.serve(self, route, scope, receive, send):
+        if route is None:
             await super().__call__(scope, receive, send)
+        else:
+            await self.front.serve(self, route, scope, receive, send)
 
 
 def create_app(

@@ -7,10 +7,8 @@ CPU per request, more than the endpoint itself (~100 µs with its Kafka send; me
 worker, wrk with 64 connections). So `WeirApp` (app.py) hands them to `serve` first, which does
 what those layers did for them, and nothing more: the SERVER span (same name and parenting as
 FastAPI's), the Prometheus request count and latency, errors answered by errors.py as the
-exception handlers answer them.
-
-Requests with an `Origin` header (browsers) take the full stack (CORS itself is answered in
-front of both, by api/cors.py, when origins are configured).
+exception handlers answer them. Browsers' requests too: CORS is answered in front of both paths,
+by api/cors.py, when origins are configured.
 """
 
 from __future__ import annotations
@@ -43,12 +41,9 @@ class Front:
 
     async def serve(
         self, app: ASGIApp, route: Route, scope: Scope, receive: Receive, send: Send
-    ) -> bool:
-        """Answer the request; False (nothing sent) when it must take the full stack instead."""
+    ) -> None:
         parent: dict[str, str] | None = None
         for name, value in scope["headers"]:
-            if name == b"origin":
-                return False
             if name in _TRACE_HEADERS:
                 parent = parent or {}
                 parent[_TRACE_HEADERS[name]] = value.decode("latin-1")
@@ -68,4 +63,3 @@ class Front:
             await response(scope, receive, send)
         elapsed = time.perf_counter() - started
         http.record(route.path, scope["method"], response.status_code, elapsed)
-        return True
