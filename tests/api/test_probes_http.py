@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import httpx
 
+from tests.api.conftest import app_client
 from tests.api.doubles import IdleStore, RecordingProducer
+from tests.harness.clickhouse import free_port
+from weir.core.config import Settings
+from weir.store.server import ServerStore
 from weir.stream import StreamUnavailable
 
 
@@ -41,3 +45,16 @@ async def test_docs_are_served_without_a_cdn(client: httpx.AsyncClient) -> None:
     assert "cdn." not in page.text and "unpkg" not in page.text
     spec = (await client.get("/openapi.json")).json()
     assert "/events/batch" in spec["paths"] and "EventIn" in spec["components"]["schemas"]
+
+
+async def test_ready_names_clickhouse_when_its_ping_fails(producer: RecordingProducer) -> None:
+    """A real store at a closed port: its ping answers False (it does not raise), which is not
+    ready either."""
+    store = ServerStore(f"http://127.0.0.1:{free_port()}")
+    try:
+        async with app_client(Settings(), producer, store) as client:
+            response = await client.get("/ready")
+        assert response.status_code == 503 and response.json()["failed"] == ["clickhouse"]
+        assert response.json()["error"] == "clickhouse: not available"
+    finally:
+        await store.close()

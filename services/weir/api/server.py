@@ -1,30 +1,37 @@
-"""`weir api`: uvicorn with one worker process per CPU, and the Prometheus port.
+"""`weir api`: uvicorn with one worker process per CPU, and the status port.
 
 One Python process uses one core, so the API runs `WEIR_API_WORKERS` uvicorn workers (default:
 the CPUs this process may use, cgroup quota included) on one listening socket. Each worker has its
-own Kafka producer and admission limit. Prometheus metrics of all workers are added up through
-prometheus_client's multiprocess mode and served by the supervising process on
-`WEIR_METRICS_PORT`. On chDB (`weir dev`-style setups) there is one worker: chDB's engine lives
-in one process.
+own Kafka producer and admission limit. The supervising process serves the status port
+(`WEIR_METRICS_PORT`, `api/status.py`) from a thread: the probes, and the Prometheus metrics of all
+workers added up through prometheus_client's multiprocess mode. On chDB (`weir dev`-style setups)
+there is one worker, chDB's engine living in one process, and a thread of it serves that port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from socket import socket
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.supervisors import Multiprocess
 
 from weir.api.app import serving_app
 from weir.api.auth import check_exposure
+from weir.api.status import Workers, api_status_app
 from weir.core.config import Settings, StoreBackend, get_settings
 from weir.serving import GracefulServer, server_options
+from weir.status import ThreadedStatusServer
+from weir.store import make_store
 
 _MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger(__name__)
@@ -75,6 +82,31 @@ def worker_count(settings: Settings) -> int:
     return settings.api_workers or available_cpus()
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, also noting which workers have finished starting (the status port's
+    readiness). Asked over uvicorn's own health-check pipe, by this loop only: the status thread
+    reading the pipe too would take the supervisor's answers."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket]) -> None:
+        super().__init__(config, sockets)
+        self._started: frozenset[int | None] = frozenset()  # pids; replaced whole, read by threads
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        for process in list(self.processes):
+            if self.should_exit.is_set():
+                return
+            if process.pid not in self._started and process.is_ready(
+                timeout=self.config.timeout_worker_healthcheck
+            ):
+                self._started = self._started | {process.pid}
+
+    def workers(self) -> Workers:
+        alive = [p.pid for p in list(self.processes) if p.process.is_alive()]
+        serving = sum(pid in self._started for pid in alive)
+        return Workers(alive=len(alive), serving=serving, expected=self.processes_num)
+
+
 def serve_api(settings: Settings) -> None:
     check_exposure(settings)
     workers = worker_count(settings)
@@ -84,11 +116,14 @@ def serve_api(settings: Settings) -> None:
         **server_options(settings),
     }
     if workers == 1:  # this process serves (logs and traces are configured by the CLI already)
-        _serve_metrics(settings, multiprocess=False)
-        GracefulServer(uvicorn.Config(serving_app(settings), **options)).run()
-        return
-    from uvicorn.supervisors import Multiprocess
+        server = GracefulServer(uvicorn.Config(serving_app(settings), **options))
 
+        def this_worker() -> Workers:
+            return Workers(alive=1, serving=int(server.started), expected=1)
+
+        with _status_port(settings, this_worker, multiprocess=False):
+            server.run()
+        return
     config = uvicorn.Config(
         "weir.api.server:worker_app",
         factory=True,
@@ -97,8 +132,9 @@ def serve_api(settings: Settings) -> None:
     )
     owned_dir = _multiprocess_dir()
     try:
-        _serve_metrics(settings, multiprocess=True)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        supervisor = Supervisor(config, sockets=[config.bind_socket()])
+        with _status_port(settings, supervisor.workers, multiprocess=True):
+            supervisor.run()
     finally:
         if owned_dir is not None:
             shutil.rmtree(owned_dir, ignore_errors=True)
@@ -114,14 +150,29 @@ def _multiprocess_dir() -> Path | None:
     return directory
 
 
-def _serve_metrics(settings: Settings, multiprocess: bool) -> None:
+@contextlib.contextmanager
+def _status_port(
+    settings: Settings, workers: Callable[[], Workers], multiprocess: bool
+) -> Iterator[None]:
+    """Serve the status port while the body runs (not at all when `WEIR_METRICS_PORT` is 0)."""
     if not settings.metrics_port:
+        yield
         return
-    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = REGISTRY
     if multiprocess:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+    # Its own store, opened here: a ClickHouse client of its own, or on chDB the process's
+    # one engine, shared with the worker's store (reference counted).
+    store = make_store(settings)
+    status = ThreadedStatusServer(
+        api_status_app(settings, workers, store, registry), settings, on_stop=store.close
+    )
+    status.start()
+    try:
+        yield
+    finally:
+        status.stop()

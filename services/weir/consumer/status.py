@@ -1,4 +1,8 @@
-"""The consumer's side port: Prometheus `/metrics`, lag as JSON on `/status`, `/healthz`."""
+"""The consumer's status port: Prometheus `/metrics`, lag as JSON on `/status`, `/healthz`.
+
+Served in the consumer's own event loop: unlike the api's (`api/status.py`) it has no flood of
+connections to keep its probe apart from.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,16 @@ import contextlib
 from typing import Any
 
 import uvicorn
-from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings
 from weir.observability import metrics
 from weir.serving import SideServer, server_options
+from weir.status import status_app
 
 
 async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
@@ -29,7 +33,7 @@ async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
     }
 
 
-def status_app(loop: ConsumerLoop) -> Starlette:
+def consumer_status_app(loop: ConsumerLoop) -> Starlette:
     async def status(_: Request) -> JSONResponse:
         lag = await lag_by_partition(loop)
         body: dict[str, Any] = {
@@ -45,13 +49,7 @@ def status_app(loop: ConsumerLoop) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "healthy"})
 
-    return Starlette(
-        routes=[
-            Route("/status", status),
-            Route("/healthz", healthz),
-            Mount("/metrics", app=make_asgi_app()),
-        ]
-    )
+    return status_app([Route("/status", status), Route("/healthz", healthz)])
 
 
 async def serve_status(loop: ConsumerLoop, settings: Settings) -> None:
@@ -59,7 +57,7 @@ async def serve_status(loop: ConsumerLoop, settings: Settings) -> None:
     few seconds."""
     options = server_options(settings)
     config = uvicorn.Config(
-        status_app(loop), host=settings.host, port=settings.metrics_port, **options
+        consumer_status_app(loop), host=settings.host, port=settings.metrics_port, **options
     )
     server = SideServer(config)
 

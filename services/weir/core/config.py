@@ -46,7 +46,12 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Listen address of the API and of the consumer's status port."
     )
     port: int = Field(8080, description="API listen port.")
-    metrics_port: int = Field(9100, description="Prometheus metrics port (0 disables it).")
+    metrics_port: int = Field(
+        9100,
+        description="Status port: Prometheus `/metrics`, and the probes the kubelet asks (the"
+        " api's `/health` and `/ready`, served apart from its workers; the consumer's `/healthz`"
+        " and `/status`). 0 disables it.",
+    )
     api_workers: int = Field(
         0,
         ge=0,

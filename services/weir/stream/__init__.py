@@ -1,9 +1,10 @@
 """The event log: one interface (`base`), two backends (`kafka/`, `local/`), one entry point.
 
 Callers import from `weir.stream` only. `make_producer` / `make_consumer` pick the backend from
-Settings; the Kafka backend's topic admin (`TopicAdmin`) serves `weir migrate`, the operator and
-tests. `StreamBackend.LOCAL` shares one `LocalLog` per directory in the process (default
-`settings.data_dir / "stream"`), so `weir dev`'s API and consumer see the same log.
+Settings, and `ping_log` checks the log's readiness without a producer; the Kafka backend's topic
+admin (`TopicAdmin`) serves `weir migrate`, the operator and tests. `StreamBackend.LOCAL` shares
+one `LocalLog` per directory in the process (default `settings.data_dir / "stream"`), so
+`weir dev`'s API and consumer see the same log.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "local_log",
     "make_consumer",
     "make_producer",
+    "ping_log",
 ]
 
 
@@ -75,3 +77,14 @@ def make_consumer(
     from weir.stream.kafka.consumer import KafkaConsumer
 
     return KafkaConsumer(settings, topic, group, on_revoked, on_assigned)
+
+
+async def ping_log(settings: Settings, topic: str | None = None) -> None:
+    """Readiness of the log from a process that holds no producer (the api's status port): raise
+    StreamUnavailable unless it answers (and `topic` exists). The caller bounds the time."""
+    if settings.stream_backend is StreamBackend.LOCAL:
+        await make_producer(settings).ping(topic=topic)  # a directory check: nothing to start
+        return
+    from weir.stream.kafka.probe import ping_brokers
+
+    await ping_brokers(settings, topic)

@@ -1,16 +1,23 @@
-"""Liveness and readiness probes (not traced, not rate limited)."""
+"""Liveness and readiness probes on the main port (not traced, not rate limited, never refused).
+
+The same probes, answered apart from the workers, are on the status port (`api/status.py`): that
+is where the chart's kubelet probes go.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from weir.api.deps import IngestorDep, SettingsDep, StoreDep
 from weir.api.errors import error_response
+from weir.status import Readiness, check_readiness
 
 router = APIRouter(tags=["health"])
+READY = {"status": "ready"}
 
 
 @router.get("/health")
@@ -27,22 +34,19 @@ async def ready(
     timeout = settings.produce_timeout_seconds
     checks = {
         "kafka": ingestor.producer.ping(timeout=timeout, topic=settings.kafka_topic),
-        "clickhouse": asyncio.wait_for(store.ping(), timeout),
+        "clickhouse": store.ping(),
     }
-    outcomes = await asyncio.gather(*checks.values(), return_exceptions=True)
-    failed = {
-        name: outcome
-        for name, outcome in zip(checks, outcomes, strict=True)
-        if isinstance(outcome, BaseException)
-    }
-    if not failed:
-        return {"status": "ready"}
-    message = "; ".join(f"{name}: {_plain(error)}" for name, error in failed.items())
-    detail = "; ".join(f"{name}: {error!r}" for name, error in failed.items())
+    readiness = await check_readiness(checks, timeout)
+    return READY if readiness.ready else not_ready(request, readiness)
+
+
+def not_ready(connection: HTTPConnection, readiness: Readiness) -> Response:
+    """The 503 of a failed readiness check: the failed checks named in `failed`, why logged."""
     return error_response(
-        request, 503, message, detail=detail, status="not ready", failed=sorted(failed)
+        connection,
+        503,
+        readiness.message,
+        detail=readiness.detail,
+        status="not ready",
+        failed=list(readiness.failed),
     )
-
-
-def _plain(error: BaseException) -> str:
-    return "no answer in time" if isinstance(error, TimeoutError) else "not available"
