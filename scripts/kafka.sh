@@ -157,9 +157,12 @@ java_opts() {
 
 format_storage() {
     [[ -f "$DATA_DIR/kraft/meta.properties" ]] && return 0
-    # A Kafka Uuid is 16 random bytes, URL-safe base64 without padding.
-    local cluster_id
-    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # A Kafka Uuid is 16 random bytes, URL-safe base64 without padding; one that starts with "-"
+    # is read as an option by the tool (storage format failed for 1 start in 64), so draw again.
+    local cluster_id="-"
+    while [[ $cluster_id == -* ]]; do
+        cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     # shellcheck disable=SC2046
     java $(java_opts) -cp "$LIB_DIR/*" kafka.tools.StorageTool format \
         --config "$DATA_DIR/server.properties" --cluster-id "$cluster_id" \
