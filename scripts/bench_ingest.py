@@ -5,8 +5,9 @@ Closed loop: `--clients` connections, each with one request in flight, for `--se
 drives the load so that the load generator takes as little of the shared 2 cores as possible.
 With `--baseline REF` the same modes run first against the API of that git revision (a worktree,
 same venv), so the report carries a before/after ratio measured in the same run.
-`--overload-clients N` adds a flood of N connections with probes on new connections (/health, one
-POST /events): how fast overload is refused and whether a kubelet still gets its answer.
+`--overload-clients N` adds a flood of N connections with probes on new connections (/health on the
+main port and on the status port, one POST /events): how fast overload is refused and whether a
+kubelet still gets its answer.
 Prints a table, writes bench-results/ingest.json.
 
     .venv/bin/python scripts/bench_ingest.py --clients 128 --seconds 30 --baseline c9ab7db
@@ -194,18 +195,30 @@ def probe_summary(samples: list[tuple[float, float, int]]) -> dict[str, Any]:
 
 
 async def overload(
-    base_url: str, port: int, bodies: Path, body: bytes, args: argparse.Namespace, work: Path
+    base_url: str,
+    ports: tuple[int, int],
+    bodies: Path,
+    body: bytes,
+    args: argparse.Namespace,
+    work: Path,
 ) -> dict[str, Any]:
     """A flood of `--overload-clients` connections on POST /events (wrk) while probes on new
-    connections time GET /health and a POST /events every 0.2 s: what a kubelet and a new
-    client see when the API is far past its capacity."""
+    connections time GET /health on the main port and on the status port (where the chart's
+    kubelet asks), and a POST /events, every 0.2 s: what a kubelet and a new client see when
+    the API is far past its capacity. `ports`: the main port and the status port."""
+    port, status_port = ports
+    health = b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
     requests = {
-        "health": b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
-        "post_event": b"POST /events HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
-        b"Content-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body,
+        "health": (port, health),
+        "status_health": (status_port, health),
+        "post_event": (
+            port,
+            b"POST /events HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body,
+        ),
     }
     samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in requests}
     flood = asyncio.create_task(
@@ -221,9 +234,10 @@ async def overload(
     )
     await asyncio.sleep(2)  # the flood at full size first
     while not flood.done():
-        for name, request in requests.items():
+        for name, (to_port, request) in requests.items():
             try:
-                samples[name].append(await asyncio.wait_for(probe("127.0.0.1", port, request), 30))
+                answer = await asyncio.wait_for(probe("127.0.0.1", to_port, request), 30)
+                samples[name].append(answer)
             except (OSError, TimeoutError):
                 samples[name].append((30.0, 30.0, 0))
         await asyncio.sleep(0.2)
@@ -255,7 +269,7 @@ async def bench_target(
 ) -> list[dict[str, Any]]:
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_settings(bootstrap), topic, args.partitions)
-    port = free_port()
+    port, status_port = free_port(), free_port()
     env = os.environ | {
         "WEIR_STREAM_BACKEND": "kafka",
         # A server (the chDB HTTP shim) rather than chDB in-process, which allows one worker only.
@@ -266,7 +280,7 @@ async def bench_target(
         "WEIR_KAFKA_TOPIC": topic,
         "WEIR_HOST": "127.0.0.1",
         "WEIR_PORT": str(port),
-        "WEIR_METRICS_PORT": "0",
+        "WEIR_METRICS_PORT": str(status_port),  # the status port: probes served apart
         "WEIR_LOG_LEVEL": "WARNING",
         "WEIR_LOG_FORMAT": "text",
     }
@@ -291,7 +305,8 @@ async def bench_target(
             print(json.dumps(rows[-1]), flush=True)
         if args.overload_clients and 1 in bodies:
             first_body = bodies[1].read_bytes().split(b"\n", 1)[0]
-            flood = await overload(base_url, port, bodies[1], first_body, args, work)
+            ports = (port, status_port)
+            flood = await overload(base_url, ports, bodies[1], first_body, args, work)
             rows.append({"target": target.name, "api_workers": target.workers, **flood})
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -348,11 +363,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{flood['answers_per_s']:.0f} answers/s, {flood['accepted_per_s']:.0f} accepted/s, "
             f"{flood['refused_or_failed_fraction']:.0%} refused or failed"
         )
-        for name in ("health", "post_event"):
+        for name in ("health", "status_health", "post_event"):
             found = flood.get(f"probe_{name}")
             if found:
                 print(
-                    f"  new-connection {name:10}: connect p50/max {found['connect_ms_p50']}/"
+                    f"  new-connection {name:13}: connect p50/max {found['connect_ms_p50']}/"
                     f"{found['connect_ms_max']} ms, answer p50/p99/max {found['answer_ms_p50']}/"
                     f"{found['answer_ms_p99']}/{found['answer_ms_max']} ms, {found['statuses']}"
                 )

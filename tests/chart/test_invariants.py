@@ -150,8 +150,11 @@ def test_termination_grace_covers_drain(tools: Tools) -> None:
 
 def test_probes_ports_and_commands(default_render: list[Manifest]) -> None:
     api = one(default_render, "Deployment", "weir-api")["spec"]["template"]["spec"]["containers"][0]
-    assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
-    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    # The api's probes go to its status port, answered apart from the workers (api/status.py).
+    probes = {kind: api[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")}
+    assert probes["readinessProbe"] == {"path": "/ready", "port": "metrics"}
+    assert probes["livenessProbe"] == {"path": "/health", "port": "metrics"}
+    assert api["startupProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
     assert {p["name"]: p["containerPort"] for p in api["ports"]} == {"http": 8080, "metrics": 9100}
     operator = one(default_render, "Deployment", "weir-operator")["spec"]
     assert operator["replicas"] == 1 and operator["strategy"]["type"] == "Recreate"
