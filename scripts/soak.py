@@ -281,21 +281,21 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             total = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
             return lag.latest == 0 and int(total["total_events"]) >= accepted
 
+        drain_timed_out = False
         try:
             wait_for(drained, args.drain_timeout, "lag 0 and every accepted event counted")
         except TimeoutError as error:
-            total = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
-            raise TimeoutError(
-                f"{error}: lag {lag.latest} ({lag.errors} monitor errors), accepted {accepted}, "
-                f"counted {total['total_events']}"
-            ) from None
+            # Not raised: what was lost, and where in the topic, is what the run is for.
+            drain_timed_out = True
+            print(f"{error}: lag {lag.latest} ({lag.errors} monitor errors)", file=sys.stderr)
         drain_seconds = time.monotonic() - load_end
         metrics = httpx.get(f"{base}/metrics", params={"event_name": ledger.event_name}).json()
         stored = asyncio.run(stored_ids(env, ledger.event_name))
         missing = ledger.accepted - stored.keys()
         lost_offsets = {}
         if missing:
-            lost_offsets = asyncio.run(locate(broker.bootstrap_servers, topic, missing))
+            located = locate(broker.bootstrap_servers, topic, args.partitions, missing)
+            lost_offsets = asyncio.run(located)
     finally:
         # Every step, even when one fails: nothing of the run may outlive it.
         for step in [lag.close, *(c.stop for c in reversed(children)), shim.stop, broker.stop]:
@@ -326,9 +326,11 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "lost_offsets": lost_offsets,
         "max_lag": lag.max,
         "drain_seconds": round(drain_seconds, 1),
+        "drain_timed_out": drain_timed_out,
         "answers": ledger.answers,
         "sender_retries": sender.retries,
         "ok": verdict.ok
+        and not drain_timed_out
         and (metrics["total_events"], metrics["unique_users"]) == (want_total, want_users),
     }
 
@@ -363,17 +365,19 @@ async def stored_ids(env: dict[str, str], event_name: str) -> dict[str, int]:
     return {str(event_id): int(count) for event_id, count in rows}
 
 
-async def locate(bootstrap: str, topic: str, ids: set[str]) -> dict[str, list[list[int]]]:
+async def locate(
+    bootstrap: str, topic: str, partitions: int, ids: set[str]
+) -> dict[str, list[list[int]]]:
     """Partition -> [first, last] offset runs of the records keyed by one of `ids`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
         found: dict[int, list[int]] = {}
-        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+        while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
                 for record in records:
                     if record.key is not None and record.key.decode() in ids:
@@ -415,7 +419,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"({'exact' if report['metrics_exact'] else 'WRONG'})",
         ),
         ("max lag (events)", f"{report['max_lag']:,}"),
-        ("time to drain", f"{report['drain_seconds']} s"),
+        (
+            "time to drain",
+            f"{report['drain_seconds']} s" + (" (timed out)" if report["drain_timed_out"] else ""),
+        ),
     ]
     if report["lost_offsets"]:
         runs = "; ".join(

@@ -208,6 +208,24 @@ class StoreContract:
         )
         assert await count(store, f"SELECT count() FROM {db}.events") == 510
 
+    async def test_large_insert_stored_whole(self, store: Store, table_spec: TableSpec) -> None:
+        # A consumer's batch after an outage: 20,000 events of ~700 bytes, more than one block
+        # of the client's insert stream (clickhouse-connect compresses each block apart). Every
+        # row must land, under the token, in the raw table and every rollup.
+        await migrate(store, table_spec)
+        events = random_events(random.Random(7), 20_000, recent_start(), DAY)
+        data = await columns(store, table_spec, events)
+        metadata = INSERT_COLUMNS.index("metadata")
+        data[metadata] = [f'{{"note": "{"x" * 700}", "n": {n}}}' for n in range(len(events))]
+        await insert_events(store, table_spec, data, "events/0:0-9999,events/1:0-9999")
+        db = table_spec.database
+        assert await count(store, f"SELECT count() FROM {db}.events") == 20_000
+        for rollup in table_spec.rollups:
+            got = await count(
+                store, f"SELECT countMerge(total) FROM {table_spec.rollup_ref(rollup)}"
+            )
+            assert got == 20_000, rollup
+
     async def test_metrics_equal_brute_force(self, store: Store, table_spec: TableSpec) -> None:
         await migrate(store, table_spec)
         rng = random.Random(3)
