@@ -86,6 +86,9 @@ class Admission:
         self.in_flight = 0
         self.browsers_in_app = browsers_in_app
         self._retry_after = str(retry_after_seconds).encode()
+        self._fixed_lines = b"content-type: application/json\r\nretry-after: %s\r\n" % (
+            self._retry_after
+        )
 
     def admit(self) -> bool:
         """Take a place, if one is free."""
@@ -97,18 +100,29 @@ class Admission:
     def release(self) -> None:
         self.in_flight -= 1
 
-    def refusal(self, given_id: bytes | None) -> tuple[list[tuple[bytes, bytes]], bytes]:
-        """The 503's headers and body for a request with this `X-Request-ID` (counted as shed)."""
+    def refused(self, given_id: bytes | None) -> tuple[bytes, bytes]:
+        """A refusal, counted as shed: the request's id (its `X-Request-ID` when that is a plain
+        token, else a new one) and the 503's body."""
         metrics.SHED.inc()
         request = request_id(given_id.decode("latin-1") if given_id is not None else None)
-        body = error_body(OVERLOADED, request)
-        headers = [
+        return request.encode(), error_body(OVERLOADED, request)
+
+    def headers(self, request: bytes, body: bytes) -> list[tuple[bytes, bytes]]:
+        """The 503's headers, as ASGI sends them."""
+        return [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
             (b"retry-after", self._retry_after),
-            (_REQUEST_ID, request.encode()),
+            (_REQUEST_ID, request),
         ]
-        return headers, body
+
+    def header_lines(self, request: bytes, body: bytes) -> bytes:
+        """The same headers, as the protocol writes them."""
+        return b"%scontent-length: %d\r\nx-request-id: %s\r\n" % (
+            self._fixed_lines,
+            len(body),
+            request,
+        )
 
     def gate(self, app: ASGIApp) -> AdmissionGate:
         return AdmissionGate(app, self)
@@ -134,7 +148,8 @@ class AdmissionGate:
                 return
             if not self.admission.admit():
                 given = next((v for k, v in scope["headers"] if k == _REQUEST_ID), None)
-                headers, body = self.admission.refusal(given)
+                request, body = self.admission.refused(given)
+                headers = self.admission.headers(request, body)
                 await send({"type": "http.response.start", "status": 503, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
@@ -150,15 +165,18 @@ class TimedHttpProtocol(HttpToolsProtocol):
     Deadlines: a request's headers within `header_timeout` seconds of the connection opening or
     the request's first byte, else the connection is closed (as nginx does); its body within
     `body_timeout` seconds of its headers, else `408` and the connection is closed. Without them a
-    client that stops sending holds a connection, and an admission place, for ever. One timer per
-    request, re-armed only when a phase outlives the previous deadline: the checks sit in the
-    parser's callbacks, so a request costs no middleware.
+    client that stops sending holds a connection, and an admission place, for ever. The checks
+    sit in the parser's callbacks, so a request costs no middleware, and one timer serves the
+    connection: a new deadline moves only a number, and the timer, when it fires early, is set
+    again for the current one (it is replaced only when a deadline comes earlier than it).
 
     Admission: when the app has an `Admission` (handed over at startup by its `AdmissionGate`),
     a request over the limit is answered `503` here, as soon as its headers are parsed, and its
     body is read past and dropped: no ASGI task, scope or middleware is spent on it. The
-    connection stays open when the request allows it (HTTP/1.1, no `Connection: close`); it is
-    closed when the client waits for `100 Continue`, since it was never told to send the body.
+    connection stays open when the request allows it (HTTP/1.1, no `Connection: close`), and is
+    closed once idle for uvicorn's keep-alive timeout (checked when the timer fires: up to the
+    header timeout late); it is closed at once when the client waits for `100 Continue`, since it
+    was never told to send the body.
     """
 
     def __init__(
@@ -167,7 +185,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timeout = header_timeout
         self._body_timeout = body_timeout
-        self._phase = "idle"  # "headers", "body" or "idle"
+        self._phase = "idle"  # "headers", "body", "idle" or "kept" (after a refusal)
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._admission: Admission | None = self.app_state.get(ADMISSION)
@@ -185,16 +203,11 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._unset_keepalive_if_required()  # armed after a refusal, and this request follows it
         if self._phase != "headers":  # else: the deadline set when the connection opened
             self._expect("headers", self._header_timeout)
 
     def on_headers_complete(self) -> None:
-        self._phase, self._deadline = "body", self.loop.time() + self._body_timeout
-        if self._timer is not None and self._timer.when() > self._deadline:  # body timeout is
-            self._stop_timer()  # the shorter one: the timer must not wait for the header's
-        if self._timer is None:  # else the timer fires first and finds the body deadline
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+        self._expect("body", self._body_timeout)
         admission = self._admission
         if admission is not None and self._decides_admission(admission):
             if not admission.admit():
@@ -208,18 +221,16 @@ class TimedHttpProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._phase = "idle"
-        self._stop_timer()
         if not self._refused:
+            self._phase = "idle"  # the app has it: no deadline until the next request
             super().on_message_complete()
             return
         self._refused = False
         if self._close_after_refusal:
+            self._phase = "idle"
             self.transport.close()
-        elif not self.transport.is_closing() and self.timeout_keep_alive_task is None:
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self.timeout_keep_alive_handler
-            )
+        else:  # uvicorn's keep-alive, on this timer (no late close harms an idle connection)
+            self._expect("kept", self.timeout_keep_alive, exact=False)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -238,21 +249,29 @@ class TimedHttpProtocol(HttpToolsProtocol):
         return not (admission.browsers_in_app and any(k == b"origin" for k, _ in self.headers))
 
     def _refuse(self, admission: Admission) -> None:
-        given = next((v for k, v in self.headers if k == _REQUEST_ID), None)
-        headers, body = admission.refusal(given)
+        given = None
+        for name, value in self.headers:
+            if name == _REQUEST_ID:
+                given = value
+                break
+        request, body = admission.refused(given)
         parser = self.parser
         keep_alive = (
-            parser.get_http_version() != "1.0"
+            not self.expect_100_continue
             and parser.should_keep_alive()
-            and not self.expect_100_continue
+            and parser.get_http_version() != "1.0"
         )
-        content = [STATUS_LINE[503]]
-        for name, value in (*self.server_state.default_headers, *headers):
-            content += (name, b": ", value, b"\r\n")
-        content.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-        if parser.get_method() != b"HEAD":
-            content.append(body)
-        self.transport.write(b"".join(content))
+        self.transport.write(
+            b"".join(
+                [
+                    STATUS_LINE[503],
+                    *[b"%s: %s\r\n" % header for header in self.server_state.default_headers],
+                    admission.header_lines(request, body),
+                    b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+                    body if parser.get_method() != b"HEAD" else b"",
+                ]
+            )
+        )
         self.server_state.total_requests += 1
         self._refused, self._close_after_refusal = True, not keep_alive
         if self.expect_100_continue:  # what follows is its body, or the next request: unknowable
@@ -264,10 +283,16 @@ class TimedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         self._respond(400, f"request: not valid HTTP/1.1 ({msg.rstrip('.')})")
 
-    def _expect(self, phase: str, timeout: float) -> None:
-        self._phase, self._deadline = phase, self.loop.time() + timeout
-        if self._timer is None:
-            self._timer = self.loop.call_later(timeout, self._on_timer)
+    def _expect(self, phase: str, timeout: float, exact: bool = True) -> None:
+        """Enter `phase`, due within `timeout` seconds (`exact`: not later)."""
+        self._phase = phase
+        self._deadline = deadline = self.loop.time() + timeout
+        timer = self._timer
+        if timer is not None:
+            if not exact or timer.when() <= deadline:  # it fires first and finds the deadline
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
@@ -282,6 +307,9 @@ class TimedHttpProtocol(HttpToolsProtocol):
         busy = self.pipeline or (self._phase == "headers" and not self._answered())
         if left > 0 or busy:  # the deadline moved on; or an earlier response is in flight
             self._timer = self.loop.call_later(max(left, 0.05), self._on_timer)
+            return
+        if self._phase == "kept":  # idle since a refusal for the keep-alive timeout
+            self.transport.close()
             return
         metrics.HTTP_STALLED.labels(self._phase).inc()
         if self._phase == "headers":

@@ -105,11 +105,12 @@ class Served:
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[Served]:
+async def serving(settings: Settings, keep_alive: float = 5) -> AsyncIterator[Served]:
     producer = StalledProducer()
     app = Recorder(serving_app(settings, producer=producer, store=IdleStore()))  # type: ignore[arg-type]
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, **server_options(settings))
+    options = server_options(settings) | {"timeout_keep_alive": keep_alive}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
     server = SideServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -168,6 +169,13 @@ async def settled(served: Served, in_flight: int) -> None:
 
 def shed() -> float:
     return REGISTRY.get_sample_value("weir_http_shed_total") or 0.0
+
+
+def stalls() -> float:
+    metric = REGISTRY.get_sample_value
+    return sum(
+        metric("weir_http_stalled_total", {"phase": p}) or 0.0 for p in ("headers", "body", "kept")
+    )
 
 
 def requests_counted(route: str, status: int) -> float:
@@ -268,6 +276,21 @@ async def test_closed_when_the_request_does_not_allow_keep_alive() -> None:
         await stalled.send(post()[:-10])
         assert_overloaded(await stalled.response(), retry_after="1")
         assert await stalled.closed_by_server()
+        held[0].close()
+
+
+async def test_a_connection_left_idle_after_a_refusal_is_closed() -> None:
+    settings = Settings(api_max_in_flight=1, api_header_timeout_seconds=1)
+    async with serving(settings, keep_alive=0.2) as served:
+        held = await hold(served, 1)
+        stalls_before = stalls()
+        idle = await Connection.open(served.port)
+        for _ in range(3):  # each request moves the deadline on
+            await idle.send(post())
+            assert_overloaded(await idle.response(), retry_after="1")
+        assert await idle.closed_by_server()
+        assert stalls() == stalls_before, "an idle connection is no stalled request"
+        assert served.admission.in_flight == 1
         held[0].close()
 
 
