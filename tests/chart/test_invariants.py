@@ -6,6 +6,7 @@ import pytest
 
 from tests.chart.conftest import by_kind, container_env, one
 from tests.chart.tooling import CHART, Manifest, RenderError, Tools
+from weir.store.spec import DEFAULT_ROLLUPS
 
 FULL = CHART / "ci" / "full-in-cluster-values.yaml"
 POD_KINDS = {"Deployment": ("spec", "template", "spec"), "Job": ("spec", "template", "spec")}
@@ -223,3 +224,11 @@ def test_operator_rbac_is_least_privilege(default_render: list[Manifest], tools:
     assert not by_kind(namespaced, "ClusterRole") and by_kind(namespaced, "Role")
     operator = one(namespaced, "Deployment", "weir-operator")["spec"]["template"]["spec"]
     assert operator["containers"][0]["args"] == ["operator", "--namespace", "weir"]
+
+
+def test_default_rollups_are_the_schema_weir_migrate_makes(default_render: list[Manifest]) -> None:
+    """The chart's Table (operator) and the migrate Job's check describe `spec.DEFAULT_ROLLUPS`:
+    a cluster reconciled by the operator gets the same rollups as `weir migrate` makes."""
+    (table,) = by_kind(default_render, "Table")
+    rollups = [(r["granularity"], tuple(r["dimensions"])) for r in table["spec"]["rollups"]]
+    assert rollups == [(r.granularity, r.dimensions) for r in DEFAULT_ROLLUPS]
