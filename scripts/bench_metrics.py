@@ -15,7 +15,8 @@ long tail where most users are seen once (~0.4 x events users). Dense ids are gi
 first appearance as the consumers would (tail users appear over time, so do their ids).
 
 The loaded database is cached under ${XDG_CACHE_HOME:-~/.cache}/weir/bench-metrics-<params>/ and
-reused by the next run with the same parameters (--reload rebuilds it); a cached database made
+reused by the next run with the same parameters (--reload rebuilds it; --load-only stops after
+loading, so the timed part can run later on a quiet machine); a cached database made
 before a schema change is migrated as an installation would be (`weir.store.migrate`: new
 rollups backfilled from the raw table), not reloaded. Run under `flock /tmp/weir-bench.lock`.
 """
@@ -316,6 +317,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="events/s during the API run")
     parser.add_argument("--reload", action="store_true", help="rebuild the cached dataset")
     parser.add_argument("--no-api", action="store_true", help="only time the store")
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load (or migrate) the cached dataset and stop: the long load can run while the "
+        "machine is busy, the timed queries later on a quiet one",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     data = cache_dir(args)
@@ -336,6 +343,10 @@ async def main() -> None:
                 f"  migrated the cached data: {len(migrated.applied)} statements", file=sys.stderr
             )
             await optimize_rollups(store)
+    if args.load_only:
+        await store.close()
+        print(f"dataset ready in {data}")
+        return
     loaded = json.loads(marker.read_text())
     queries = shapes(loaded["start"], loaded["end"])
     store_results = await at_store(store, queries, args.repeat)
