@@ -6,6 +6,7 @@ the connection, which stays usable; admitted requests are served as before."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -61,8 +62,13 @@ class Connection:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int) -> Connection:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+    async def open(cls, port: int, receive_buffer: int | None = None) -> Connection:
+        sock = socket.socket()
+        if receive_buffer is not None:  # before connecting: the window is agreed then
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        return cls(*await asyncio.open_connection(sock=sock))
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -246,6 +252,22 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
         assert [(await connection.response()).status for _ in range(2)] == [202, 200]
         await settled(served, 0)
         assert len(served.producer.sent) == 4
+        for c in (*held, connection):
+            c.close()
+
+
+async def test_a_client_that_sends_faster_than_it_reads_gets_every_answer_in_order() -> None:
+    async with serving(Settings(api_max_in_flight=1, retry_after_seconds=3)) as served:
+        held = await hold(served, 1)
+        connection = await Connection.open(served.port, receive_buffer=4096)
+        count = 20_000  # ~5 MB of answers: far more than the socket buffers hold unread
+        sending = asyncio.create_task(connection.send(post() * count + get("/health")))
+        await asyncio.sleep(0.5)  # the server's writes back up; its reads must wait, not stop
+        answers = [(await connection.response()).status for _ in range(count + 1)]
+        await sending
+        assert answers == [503] * count + [200]
+        await connection.send(get("/ready"))
+        assert (await connection.response()).status == 200
         for c in (*held, connection):
             c.close()
 
