@@ -26,7 +26,7 @@ from asgi_lifespan import LifespanManager
 from tests.e2e.processes import get_json, start_weir, wait_until_up
 from tests.e2e.truth import expected_metrics
 from tests.harness.clickhouse import free_port
-from tests.harness.kafka import TopicFactory
+from tests.harness.kafka import KafkaBroker, TopicFactory
 from weir.api import create_app
 from weir.consumer import dead_letters
 from weir.core.config import Settings, StoreBackend
@@ -271,3 +271,35 @@ async def assert_dead_letter(settings: Settings) -> None:
     headers = dict(records[0].headers)
     assert headers[dead_letters.REASON].startswith(b"value: not JSON")
     assert headers[dead_letters.SOURCE_TOPIC] == settings.kafka_topic.encode()
+
+
+async def test_a_consumer_started_while_kafka_is_away_waits_for_it(
+    api: httpx.AsyncClient, pipeline_settings: Settings, kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """A broker restart or a cluster coming up: the consumer retries the connection (it used to
+    exit 1 into a crash loop) and consumes once the broker is back."""
+    log = tmp_path / "consumer.log"
+    kafka_broker.stop()
+    try:
+        consumer = start_weir("consumer", pipeline_settings, log)
+        waited_until = time.monotonic() + 8
+        while time.monotonic() < waited_until:
+            assert consumer.poll() is None, f"exited while Kafka was away: {log.read_text()}"
+            await asyncio.sleep(0.5)
+        assert "Kafka (producer) unavailable, retrying" in log.read_text()
+    finally:
+        kafka_broker.start()
+    try:
+        rng, now = random.Random(5), int(time.time())
+        truth: dict[str, Any] = {}
+        deadline = time.monotonic() + 60
+        for item in make_events(40, now, rng):
+            while (response := await api.post("/events", json=item)).status_code != 202:
+                assert response.status_code == 503, response.text  # the API reconnecting
+                assert time.monotonic() < deadline, "the API never reached the broker again"
+                await asyncio.sleep(0.5)
+            truth[response.json()["event_id"]] = item
+        await wait_for_totals(api, truth, timeout=90)
+    finally:
+        consumer.terminate()
+        assert consumer.wait(timeout=30) == 0

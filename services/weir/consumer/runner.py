@@ -9,9 +9,10 @@ stored and committed in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from weir.consumer import dead_letters
 from weir.consumer.batch import Batch, BatchPolicy
@@ -26,6 +27,7 @@ from weir.stream import (
     Consumer,
     Producer,
     RebalanceCallback,
+    StreamUnavailable,
     TopicPartition,
     make_consumer,
 )
@@ -33,6 +35,26 @@ from weir.stream import (
 log = logging.getLogger(__name__)
 
 ConsumerFactory = Callable[[RebalanceCallback, RebalanceCallback], Consumer]
+
+
+async def wait_for_stream(
+    start: Callable[[], Awaitable[None]], what: str, stopping: asyncio.Event, max_backoff: float
+) -> bool:
+    """Start a stream client, retrying with backoff while the broker cannot be reached; False
+    when asked to stop first. A consumer started while Kafka is away (a broker restart, a
+    cluster coming up) waits for it instead of exiting into a crash loop's growing delays."""
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            await start()
+            return True
+        except StreamUnavailable as error:
+            extra = {"error": str(error), "retry_in": delay}
+            log.warning(f"{what} unavailable, retrying", extra=extra)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+        delay = min(delay * 2, max_backoff)
+    return False
 
 
 class ConsumerLoop:
@@ -43,6 +65,7 @@ class ConsumerLoop:
         spec: TableSpec,
         dlq_producer: Producer,
         make_consumer: ConsumerFactory,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -53,7 +76,7 @@ class ConsumerLoop:
             settings.batch_max_events, settings.batch_max_bytes, settings.batch_max_seconds
         )
         self.consumer = make_consumer(self._on_revoked, self._on_assigned)
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
         self.batch = Batch()
         self.last_flush_at: float | None = None
         self._flush_lock = asyncio.Lock()
@@ -61,7 +84,12 @@ class ConsumerLoop:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: Store, spec: TableSpec, dlq_producer: Producer
+        cls,
+        settings: Settings,
+        store: Store,
+        spec: TableSpec,
+        dlq_producer: Producer,
+        stopping: asyncio.Event | None = None,
     ) -> ConsumerLoop:
         """The loop over the settings' events topic, as a member of the settings' group."""
 
@@ -74,10 +102,17 @@ class ConsumerLoop:
                 on_assigned=on_assigned,
             )
 
-        return cls(settings, store, spec, dlq_producer, group_member)
+        return cls(settings, store, spec, dlq_producer, group_member, stopping)
 
     async def run(self) -> None:
-        await self.consumer.start()
+        started = await wait_for_stream(
+            self.consumer.start,
+            "Kafka (consumer group)",
+            self.stopping,
+            self.settings.insert_backoff_max_seconds,
+        )
+        if not started:
+            return
         try:
             while not self.stopping.is_set():
                 wait = self.policy.seconds_left(self.batch) if len(self.batch) else 1.0

@@ -12,10 +12,11 @@ import gc
 import logging
 import signal
 
-from weir.consumer.runner import ConsumerLoop
+from weir.consumer.runner import ConsumerLoop, wait_for_stream
 from weir.consumer.status import serve_status
 from weir.core.config import Settings
 from weir.parts import open_parts
+from weir.stream import Producer, make_producer
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 200_000
@@ -33,11 +34,27 @@ def tune_gc() -> None:
 
 async def run_consumer(settings: Settings) -> None:
     tune_gc()
-    async with open_parts(settings) as parts:
-        loop = ConsumerLoop.from_settings(settings, parts.store, parts.spec, parts.producer)
-        running = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            running.add_signal_handler(signum, loop.stop)
+    stopping = asyncio.Event()
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(signum, stopping.set)
+    producer = make_producer(settings)  # the dead letters'; Kafka may not be up yet
+    backoff = settings.insert_backoff_max_seconds
+    if not await wait_for_stream(producer.start, "Kafka (producer)", stopping, backoff):
+        log.info("consumer stopped before Kafka was reachable")
+        return
+    try:
+        await _consume(settings, producer, stopping)
+    finally:
+        await producer.stop()
+    log.info("consumer stopped")
+
+
+async def _consume(settings: Settings, producer: Producer, stopping: asyncio.Event) -> None:
+    async with open_parts(settings, producer=producer) as parts:
+        loop = ConsumerLoop.from_settings(
+            settings, parts.store, parts.spec, parts.producer, stopping
+        )
         status = (
             asyncio.create_task(serve_status(loop, settings)) if settings.metrics_port else None
         )
@@ -48,4 +65,3 @@ async def run_consumer(settings: Settings) -> None:
                 status.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await status
-    log.info("consumer stopped")
