@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from weir.stream import Delivery, Message, StreamError
@@ -32,6 +33,20 @@ class RecordingProducer:
     async def ping(self, timeout: float | None = None, topic: str | None = None) -> None:
         if self.failure is not None:
             raise self.failure
+
+
+class StalledProducer(RecordingProducer):
+    """Holds every send until released: the requests stay in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send(
+        self, topic: str, messages: Sequence[Message], timeout: float | None = None
+    ) -> list[Delivery]:
+        await self.release.wait()
+        return await super().send(topic, messages, timeout)
 
 
 class IdleStore:

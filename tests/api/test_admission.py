@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import httpx
 from asgi_lifespan import LifespanManager
 
-from tests.api.doubles import IdleStore, RecordingProducer
+from tests.api.doubles import IdleStore, StalledProducer
 from weir.api import serving_app
 from weir.core.config import Settings
 from weir.serving import AdmissionGate
-from weir.stream import Delivery, Message
 
 EVENT = {"event_name": "signup", "channel": "web", "user_id": "u1"}
-
-
-class StalledProducer(RecordingProducer):
-    """Holds every send until released: the requests stay in flight."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    async def send(
-        self, topic: str, messages: Sequence[Message], timeout: float | None = None
-    ) -> list[Delivery]:
-        await self.release.wait()
-        return await super().send(topic, messages, timeout)
 
 
 async def test_over_the_limit_is_refused_fast_and_probes_still_answer() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -17,31 +17,16 @@ import uvicorn
 from prometheus_client import REGISTRY
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.api.doubles import IdleStore, RecordingProducer
+from tests.api.doubles import IdleStore, StalledProducer
 from tests.harness.kafka import free_port
 from weir.api import serving_app
 from weir.core.config import Settings
 from weir.serving import Admission, AdmissionGate, SideServer, server_options
-from weir.stream import Delivery, Message
 
 EVENT = orjson.dumps(
     {"event_name": "signup", "channel": "web", "user_id": "u1", "timestamp": int(time.time())}
 )
 APP_ORIGIN = "https://app.example.com"
-
-
-class StalledProducer(RecordingProducer):
-    """Holds every send until released: the requests stay in flight."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    async def send(
-        self, topic: str, messages: Sequence[Message], timeout: float | None = None
-    ) -> list[Delivery]:
-        await self.release.wait()
-        return await super().send(topic, messages, timeout)
 
 
 @dataclass
