@@ -33,6 +33,7 @@ from weir.store import (
     StoreError,
     TableSpec,
     UserIds,
+    ddl,
     erase_user,
     erase_users,
     existing_event_ids,
@@ -197,6 +198,18 @@ class StoreContract:
         assert "plan exists but is not in the spec" in " ".join(
             (await migrate(store, dropped)).refused
         )
+
+    async def test_rollups_created_with_small_granules(
+        self, store: Store, table_spec: TableSpec
+    ) -> None:
+        await migrate(store, table_spec)
+        for rollup in table_spec.rollups:
+            rows = await store.query_rows(
+                "SELECT create_table_query FROM system.tables "
+                "WHERE database = {db:String} AND name = {name:String}",
+                {"db": table_spec.database, "name": rollup.table_name(table_spec.table)},
+            )
+            assert f"index_granularity_bytes = {ddl.ROLLUP_GRANULE_BYTES}" in str(rows[0][0])
 
     async def test_retried_insert_not_doubled(self, store: Store, table_spec: TableSpec) -> None:
         await migrate(store, table_spec)

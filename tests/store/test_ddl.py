@@ -55,6 +55,18 @@ def test_single_node_raw_table() -> None:
     assert "ON CLUSTER" not in sql
 
 
+def test_rollup_granules_are_small_on_every_kind_of_node() -> None:
+    """A rollup read deserializes whole granules of groupBitmap states: they are bounded."""
+    for spec in (SPEC, CLUSTER):
+        for rollup in spec.rollups:
+            table = ddl.create_rollup_table(spec, rollup)[0]
+            assert f"index_granularity_bytes = {ddl.ROLLUP_GRANULE_BYTES}" in table
+    assert (
+        "non_replicated_deduplication_window"
+        not in ddl.create_rollup_table(CLUSTER, CLUSTER.rollups[0])[0]
+    )
+
+
 def test_no_ttl_when_zero_and_extra_columns_extracted() -> None:
     spec = dataclasses.replace(
         SPEC, ttl_days=0, extra_columns=(ExtraColumn("plan", "String", "account.plan"),)
