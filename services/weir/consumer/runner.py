@@ -161,6 +161,7 @@ class ConsumerLoop:
         dead_letters.check_ratio(
             len(batch.dead), len(batch), self.settings.dlq_max_ratio, self.settings.dlq_min_batch
         )
+        token = batch.dedup_token()  # the insert's, and the log line's that traces it
         unique = unique_in_batch(batch.events)
         fresh = await with_backoff(
             lambda: not_yet_stored(self.store, self.spec, unique),
@@ -174,7 +175,7 @@ class ConsumerLoop:
             self.spec,
             self.users,
             fresh,
-            token=batch.dedup_token(),
+            token=token,
             max_backoff=self.settings.insert_backoff_max_seconds,
             stopping=self.stopping,
             give_up_after_stop=self.settings.shutdown_grace_seconds,
@@ -184,16 +185,18 @@ class ConsumerLoop:
             return
         await dead_letters.publish(self.dlq_producer, self.settings.kafka_dlq_topic, batch.dead)
         offsets = batch.next_offsets()
-        log.debug(
-            "batch stored",
-            extra={
-                "token": batch.dedup_token(),
-                "records": len(batch),
-                "inserted": len(fresh),
-                "dead": len(batch.dead),
-                "commit": {f"{tp.topic}/{tp.partition}": n for tp, n in offsets.items()},
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            commit = {f"{tp.topic}/{tp.partition}": n for tp, n in offsets.items()}
+            log.debug(
+                "batch stored",
+                extra={
+                    "token": token,
+                    "records": len(batch),
+                    "inserted": len(fresh),
+                    "dead": len(batch.dead),
+                    "commit": commit,
+                },
+            )
         await self._commit(offsets)
         self.last_flush_at = time.time()
         metrics.observe_flush(
