@@ -14,12 +14,14 @@ import asyncio
 import random
 import signal
 import time
+import urllib.error
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 
@@ -273,18 +275,39 @@ async def assert_dead_letter(settings: Settings) -> None:
     assert headers[dead_letters.SOURCE_TOPIC] == settings.kafka_topic.encode()
 
 
+def probe(url: str) -> tuple[int, dict[str, Any]]:
+    """A status port's answer: its code and JSON body (a 503 included)."""
+    try:
+        return 200, get_json(url)
+    except urllib.error.HTTPError as error:
+        body: dict[str, Any] = orjson.loads(error.read())
+        return error.code, body
+
+
 async def test_a_consumer_started_while_kafka_is_away_waits_for_it(
     api: httpx.AsyncClient, pipeline_settings: Settings, kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
     """A broker restart or a cluster coming up: the consumer retries the connection (it used to
-    exit 1 into a crash loop) and consumes once the broker is back."""
+    exit 1 into a crash loop) and consumes once the broker is back. Its status port answers from
+    the start: alive while it waits (the kubelet must not restart it), not ready until it has
+    joined the group, saying what it waits for."""
     log = tmp_path / "consumer.log"
+    settings = pipeline_settings.model_copy(update={"metrics_port": free_port()})
+    status = f"http://127.0.0.1:{settings.metrics_port}"
     kafka_broker.stop()
     try:
-        consumer = start_weir("consumer", pipeline_settings, log)
+        consumer = start_weir("consumer", settings, log)
+        wait_until_up(f"{status}/healthz", consumer)
         waited_until = time.monotonic() + 8
         while time.monotonic() < waited_until:
             assert consumer.poll() is None, f"exited while Kafka was away: {log.read_text()}"
+            code, health = probe(f"{status}/healthz")
+            assert code == 200 and health["status"] == "healthy", health
+            assert health["waiting_for"].startswith("kafka: not reachable yet"), health
+            code, ready = probe(f"{status}/ready")
+            assert code == 503 and ready["status"] == "not ready", ready
+            assert ready["waiting_for"] == ready["error"] == health["waiting_for"], ready
+            assert probe(f"{status}/status")[0] == 503
             await asyncio.sleep(0.5)
         assert "Kafka (producer) unavailable, retrying" in log.read_text()
     finally:
@@ -300,6 +323,11 @@ async def test_a_consumer_started_while_kafka_is_away_waits_for_it(
                 await asyncio.sleep(0.5)
             truth[response.json()["event_id"]] = item
         await wait_for_totals(api, truth, timeout=90)
+        # It stored events, so it has joined: ready, and no longer waiting.
+        assert probe(f"{status}/ready") == (200, {"status": "ready"})
+        assert probe(f"{status}/healthz") == (200, {"status": "healthy"})
+        code, lag = probe(f"{status}/status")
+        assert code == 200 and lag["group"] == settings.kafka_consumer_group, lag
     finally:
         consumer.terminate()
         assert consumer.wait(timeout=30) == 0

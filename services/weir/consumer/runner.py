@@ -79,6 +79,8 @@ class ConsumerLoop:
         self.stopping = stopping or asyncio.Event()
         self.batch = Batch()
         self.last_flush_at: float | None = None
+        self.connected = False  # the group's client reached Kafka
+        self.joined = False  # the group gave this member its partitions (maybe none) once
         self._flush_lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
 
@@ -113,6 +115,7 @@ class ConsumerLoop:
         )
         if not started:
             return
+        self.connected = True
         try:
             while not self.stopping.is_set():
                 wait = self.policy.seconds_left(self.batch) if len(self.batch) else 1.0
@@ -130,6 +133,15 @@ class ConsumerLoop:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def waiting_for(self) -> str | None:
+        """What the loop waits for before it consumes, in plain words; None once it has joined
+        the group (what the status port's readiness tells)."""
+        if not self.connected:
+            return "kafka: not reachable yet (the consumer group's client), retrying"
+        if not self.joined:
+            return "kafka: joining the consumer group"
+        return None
 
     async def flush(self) -> None:
         """Store and commit everything polled so far (waits for a flush in progress first)."""
@@ -220,6 +232,7 @@ class ConsumerLoop:
             await self.flush()
 
     async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        self.joined = True
         log.info(
             "partitions assigned", extra={"partitions": sorted(p.partition for p in partitions)}
         )

@@ -1,4 +1,5 @@
-"""`weir consumer`: the consumer deployable, with its status port and SIGTERM handling.
+"""`weir consumer`: the consumer deployable, with its status port (served from the start, also
+while Kafka is awaited) and SIGTERM handling.
 
 It runs no DDL (see `weir.parts`): until the migration owner has created the table, inserts fail
 and are retried with backoff, nothing is committed, and nothing is lost.
@@ -13,10 +14,10 @@ import logging
 import signal
 
 from weir.consumer.runner import ConsumerLoop, wait_for_stream
-from weir.consumer.status import serve_status
+from weir.consumer.status import ConsumerStatus, serve_status
 from weir.core.config import Settings
 from weir.parts import open_parts
-from weir.stream import Producer, make_producer
+from weir.stream import make_producer
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 200_000
@@ -38,30 +39,32 @@ async def run_consumer(settings: Settings) -> None:
     running = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         running.add_signal_handler(signum, stopping.set)
+    # The status port first: while Kafka is away the kubelet sees a live consumer, not ready yet.
+    consumer = ConsumerStatus()
+    status = (
+        asyncio.create_task(serve_status(consumer, settings)) if settings.metrics_port else None
+    )
+    try:
+        await _run(settings, consumer, stopping)
+    finally:
+        if status is not None:
+            status.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status
+    log.info("consumer stopped")
+
+
+async def _run(settings: Settings, consumer: ConsumerStatus, stopping: asyncio.Event) -> None:
     producer = make_producer(settings)  # the dead letters'; Kafka may not be up yet
     backoff = settings.insert_backoff_max_seconds
     if not await wait_for_stream(producer.start, "Kafka (producer)", stopping, backoff):
         log.info("consumer stopped before Kafka was reachable")
         return
     try:
-        await _consume(settings, producer, stopping)
+        async with open_parts(settings, producer=producer) as parts:
+            consumer.loop = ConsumerLoop.from_settings(
+                settings, parts.store, parts.spec, parts.producer, stopping
+            )
+            await consumer.loop.run()
     finally:
         await producer.stop()
-    log.info("consumer stopped")
-
-
-async def _consume(settings: Settings, producer: Producer, stopping: asyncio.Event) -> None:
-    async with open_parts(settings, producer=producer) as parts:
-        loop = ConsumerLoop.from_settings(
-            settings, parts.store, parts.spec, parts.producer, stopping
-        )
-        status = (
-            asyncio.create_task(serve_status(loop, settings)) if settings.metrics_port else None
-        )
-        try:
-            await loop.run()
-        finally:
-            if status is not None:
-                status.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await status

@@ -1,7 +1,10 @@
-"""The consumer's status port: Prometheus `/metrics`, lag as JSON on `/status`, `/healthz`.
+"""The consumer's status port: Prometheus `/metrics`, lag as JSON on `/status`, liveness on
+`/healthz`, readiness on `/ready`.
 
-Served in the consumer's own event loop: unlike the api's (`api/status.py`) it has no flood of
-connections to keep its probe apart from.
+Served from the consumer's start, in its own event loop (unlike the api's, `api/status.py`, it has
+no flood of connections to keep its probes apart from), so that a consumer waiting for Kafka is
+seen as what it is: alive (`/healthz` 200, it retries with backoff: restarting it would only wait
+again) and not ready (`/ready` 503 saying what it waits for) until it has joined the group.
 """
 
 from __future__ import annotations
@@ -13,14 +16,29 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings
 from weir.observability import metrics
-from weir.serving import SideServer, server_options
+from weir.serving import REQUEST_ID_HEADER, SideServer, error_body, request_id, server_options
 from weir.status import status_app
+
+READY = {"status": "ready"}
+WAITING_FOR_PRODUCER = "kafka: not reachable yet (the dead letters' producer), retrying"
+
+
+class ConsumerStatus:
+    """The consumer as its status port sees it: `loop` is set once the loop exists (after the
+    dead letters' producer reached Kafka)."""
+
+    def __init__(self) -> None:
+        self.loop: ConsumerLoop | None = None
+
+    def waiting_for(self) -> str | None:
+        """What the consumer waits for before it consumes; None once it has joined the group."""
+        return WAITING_FOR_PRODUCER if self.loop is None else self.loop.waiting_for()
 
 
 async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
@@ -33,12 +51,22 @@ async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
     }
 
 
-def consumer_status_app(loop: ConsumerLoop) -> Starlette:
-    async def status(_: Request) -> JSONResponse:
+def consumer_status_app(consumer: ConsumerStatus, settings: Settings) -> Starlette:
+    def waiting(request: Request, waiting_for: str) -> Response:
+        given = request.headers.get(REQUEST_ID_HEADER)
+        body = error_body(
+            waiting_for, request_id(given), status="not ready", waiting_for=waiting_for
+        )
+        return Response(body, status_code=503, media_type="application/json")
+
+    async def status(request: Request) -> Response:
+        loop, waiting_for = consumer.loop, consumer.waiting_for()
+        if loop is None or waiting_for is not None:
+            return waiting(request, waiting_for or WAITING_FOR_PRODUCER)
         lag = await lag_by_partition(loop)
         body: dict[str, Any] = {
-            "group": loop.settings.kafka_consumer_group,
-            "topic": loop.settings.kafka_topic,
+            "group": settings.kafka_consumer_group,
+            "topic": settings.kafka_topic,
             "lag": lag,
             "total_lag": sum(lag.values()),
             "batch_records": len(loop.batch),
@@ -47,24 +75,36 @@ def consumer_status_app(loop: ConsumerLoop) -> Starlette:
         return JSONResponse(body)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "healthy"})
+        waiting_for = consumer.waiting_for()
+        extra = {} if waiting_for is None else {"waiting_for": waiting_for}
+        return JSONResponse({"status": "healthy", **extra})
 
-    return status_app([Route("/status", status), Route("/healthz", healthz)])
+    async def ready(request: Request) -> Response:
+        waiting_for = consumer.waiting_for()
+        return JSONResponse(READY) if waiting_for is None else waiting(request, waiting_for)
+
+    routes = [Route("/status", status), Route("/healthz", healthz), Route("/ready", ready)]
+    return status_app(routes)
 
 
-async def serve_status(loop: ConsumerLoop, settings: Settings) -> None:
+async def serve_status(consumer: ConsumerStatus, settings: Settings) -> None:
     """Serve on `WEIR_HOST`:`WEIR_METRICS_PORT` until cancelled; also refresh the lag gauge every
-    few seconds."""
+    few seconds once the consumer consumes."""
     options = server_options(settings)
     config = uvicorn.Config(
-        consumer_status_app(loop), host=settings.host, port=settings.metrics_port, **options
+        consumer_status_app(consumer, settings),
+        host=settings.host,
+        port=settings.metrics_port,
+        **options,
     )
     server = SideServer(config)
 
     async def refresh_lag() -> None:
         while True:
-            with contextlib.suppress(Exception):
-                await lag_by_partition(loop)
+            loop = consumer.loop
+            if loop is not None and consumer.waiting_for() is None:
+                with contextlib.suppress(Exception):
+                    await lag_by_partition(loop)
             await asyncio.sleep(5)
 
     refresher = asyncio.create_task(refresh_lag())

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9100,
         description="Status port: Prometheus `/metrics`, and the probes the kubelet asks (the"
-        " api's `/health` and `/ready`, served apart from its workers; the consumer's `/healthz`"
-        " and `/status`). 0 disables it.",
+        " api's `/health` and `/ready`, served apart from its workers; the consumer's `/healthz`,"
+        " `/ready` and `/status`). 0 disables it.",
     )
     api_workers: int = Field(
         0,
