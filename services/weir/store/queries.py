@@ -9,6 +9,10 @@ them, so unique users are exact across pieces. Windows of at most `RAW_WINDOW_SE
 raw rows only: so few rows cost less than the fixed work of reading two more tables (at 100M
 events, a 90-minute window answered in 16 ms from raw rows against 51 ms with the rollups).
 The consumer never inserts a duplicate event, so counts need no FINAL.
+
+Every metrics query runs with the query-plan optimizer off (`_PLAN`): the SQL is written with its
+filters at the reads already, and at 100M events the optimizer spent more than it saved (~1.5 ms
+per table read: a 30-day answer took 10-20 % less without it, same rows read, same answers).
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ def _clamp(seconds: int) -> int:
 
 
 RAW_WINDOW_SECONDS = 3 * HOUR
+# Known to ClickHouse since 21.x, so a server of the chart's version (25.3) takes it as chDB does.
+_PLAN = " SETTINGS query_plan_enable_optimizations = 0"
 _CHANNEL: tuple[str, ...] = ("channel",)
 
 
@@ -162,7 +168,7 @@ def _union(spec: TableSpec, q: MetricsQuery) -> tuple[str, dict[str, Any]]:
 
 async def query_totals(store: Store, spec: TableSpec, q: MetricsQuery) -> Totals:
     union, params = _union(spec, q)
-    sql = f"SELECT countMerge(total), groupBitmapMerge(users) FROM ({union})"
+    sql = f"SELECT countMerge(total), groupBitmapMerge(users) FROM ({union}){_PLAN}"
     rows = await store.query_rows(sql, params)
     return Totals(int(rows[0][0]), int(rows[0][1]))
 
@@ -175,7 +181,7 @@ async def query_groups(store: Store, spec: TableSpec, q: MetricsQuery) -> list[G
     label = "grp" if q.group_by is GroupBy.CHANNEL else "formatDateTime(grp, '%Y-%m-%dT%H:%i:%SZ')"
     sql = (
         f"SELECT {label}, countMerge(total), groupBitmapMerge(users) FROM ({union}) "
-        "GROUP BY grp ORDER BY grp"
+        f"GROUP BY grp ORDER BY grp{_PLAN}"
     )
     rows = await store.query_rows(sql, params)
     return [GroupRow(str(g), int(t), int(u)) for g, t, u in rows]
