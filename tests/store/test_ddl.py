@@ -67,6 +67,23 @@ def test_rollup_granules_are_small_on_every_kind_of_node() -> None:
     )
 
 
+def test_rollup_states_stored_uncompressed_and_existing_rollups_changed_once() -> None:
+    for spec in (SPEC, CLUSTER):
+        for rollup in spec.rollups:
+            table = ddl.create_rollup_table(spec, rollup)[0]
+            assert f"users {ddl.USERS_TYPE} {ddl.ROLLUP_USERS_CODEC}" in table
+    assert ddl.modify_users_codec(CLUSTER, CLUSTER.rollups[0]) == (
+        "ALTER TABLE weir.events_hour_by_channel_bitmap_local ON CLUSTER 'main' "
+        f"MODIFY COLUMN users {ddl.USERS_TYPE} CODEC(NONE)"
+    )
+    previous = _existing_previous_schema(SPEC)
+    for name in ("events_hour_by_channel_bitmap", "events_day_by_channel_bitmap"):
+        table = previous.tables[name]
+        previous.tables[name] = dataclasses.replace(table, codecs={"users": "CODEC(NONE)"})
+    plan = plan_migration(SPEC, previous, "2026-12-01 00:00:00.000")
+    assert not any("MODIFY COLUMN" in statement for statement in plan.statements)
+
+
 def test_no_ttl_when_zero_and_extra_columns_extracted() -> None:
     spec = dataclasses.replace(
         SPEC, ttl_days=0, extra_columns=(ExtraColumn("plan", "String", "account.plan"),)
@@ -221,11 +238,17 @@ def test_previous_schema_plan_adds_and_backfills_the_rollups_without_channel() -
     plan = plan_migration(SPEC, _existing_previous_schema(SPEC), "2026-12-01 00:00:00.000")
     assert plan.refused == ()
     added = [r for r in SPEC.rollups if r.dimensions == ()]
+    kept = [r for r in SPEC.rollups if r.dimensions]
     assert plan.statements == tuple(
         s
-        for r in added
-        for s in (*ddl.create_rollup_table(SPEC, r), ddl.create_rollup_view(SPEC, r))
+        for r in SPEC.rollups
+        for s in (
+            (*ddl.create_rollup_table(SPEC, r), ddl.create_rollup_view(SPEC, r))
+            if r in added
+            else (ddl.modify_users_codec(SPEC, r),)  # made with the default codec
+        )
     )
+    assert len(kept) == 2
     assert plan.backfills == tuple(
         ddl.backfill_rollup(SPEC, r, "2026-12-01 00:00:00.000") for r in added
     )

@@ -28,12 +28,14 @@ _ROLLUP_TAIL = {"bucket", "total", "users"}
 
 @dataclass(frozen=True)
 class ExistingTable:
-    """A table as the server reports it: engine, ordered columns (name -> type), TTL in days."""
+    """A table as the server reports it: engine, ordered columns (name -> type), TTL in days,
+    the columns' codecs when not the default (name -> `CODEC(...)`)."""
 
     name: str
     engine: str
     columns: dict[str, str] = field(default_factory=dict)
     ttl_days: int = 0
+    codecs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ def _rollup_changes(
             out.append(ddl.create_rollup_view(spec, rollup))
         if table.ttl_days != spec.ttl_days:
             out.append(ddl.modify_ttl(spec, name, "bucket"))
+        if table.codecs.get("users") != ddl.ROLLUP_USERS_CODEC:
+            out.append(ddl.modify_users_codec(spec, rollup))
     wanted = {ddl.physical(spec, r.table_name(spec.table)) for r in spec.rollups}
     pattern = re.compile(rf"^{re.escape(spec.table)}_(hour|day)_by_\w+?(_local)?$")
     for name in sorted(existing.tables):
@@ -187,18 +191,21 @@ async def read_existing(store: Store, spec: TableSpec) -> ExistingSchema:
         "SELECT name, engine, engine_full FROM system.tables WHERE database = {db:String}", params
     )
     columns = await store.query_rows(
-        "SELECT table, name, type FROM system.columns WHERE database = {db:String} "
-        "ORDER BY table, position",
+        "SELECT table, name, type, compression_codec FROM system.columns "
+        "WHERE database = {db:String} ORDER BY table, position",
         params,
     )
     by_table: dict[str, dict[str, str]] = {}
-    for table, name, type_ in columns:
+    codecs: dict[str, dict[str, str]] = {}
+    for table, name, type_, codec in columns:
         by_table.setdefault(table, {})[name] = type_
+        if codec:
+            codecs.setdefault(table, {})[name] = codec
     result = {}
     for name, engine, engine_full in tables:
         ttl = _TTL_DAYS.search(engine_full or "")
         result[name] = ExistingTable(
-            name, engine, by_table.get(name, {}), int(ttl[1]) if ttl else 0
+            name, engine, by_table.get(name, {}), int(ttl[1]) if ttl else 0, codecs.get(name, {})
         )
     return ExistingSchema(database_exists=True, tables=result)
 
