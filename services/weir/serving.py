@@ -10,6 +10,7 @@ import logging
 import re
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,11 +65,77 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class LatencyLimit:
+    """An in-flight limit that follows the latency of what it admits: additive increase,
+    multiplicative decrease against a latency target (AIMD, as TCP's congestion window, here
+    driven by latency as Netflix's concurrency-limits are).
+
+    Pure logic: samples carry their own times. A sample is one admitted request's wait on what is
+    downstream, from `started` to `finished` (the API's: from a send to Kafka's ack). Samples are
+    judged by windows of at least `WINDOW_SECONDS` and `MIN_SAMPLES`: when more than
+    `SLOW_SHARE` of a window's samples took longer than `target` (its p90 is over it), the limit
+    shrinks by the ratio of the target to the window's mean latency (by 10 % to 50 %), never below
+    `floor`; otherwise it grows by a tenth (at least 1), never above `ceiling`. Requests waiting
+    longer than they should means more are admitted than downstream serves promptly: by Little's
+    law a smaller limit at the same throughput is a shorter wait, and the rest is refused at once.
+    After a change only samples started since count, so the waits of requests admitted under the
+    old limit do not cut the new one again (an overshoot to the floor).
+    """
+
+    WINDOW_SECONDS = 0.1
+    MIN_SAMPLES = 8
+    SLOW_SHARE = 0.1
+
+    def __init__(self, floor: int, ceiling: int, target: float, now: float) -> None:
+        self.floor = min(floor, ceiling)
+        self.ceiling = ceiling
+        self.target = target
+        self.limit = ceiling  # as a fixed limit would be, until latency says otherwise
+        self._since = now
+        self._window_end = now + self.WINDOW_SECONDS
+        self._samples = self._slow = 0
+        self._total = 0.0
+
+    def observe(self, started: float, finished: float) -> bool:
+        """Count one sample; True when it closed a window that changed the limit."""
+        if started < self._since:
+            return False  # admitted under an earlier limit
+        latency = finished - started
+        self._samples += 1
+        self._total += latency
+        if latency > self.target:
+            self._slow += 1
+        if finished < self._window_end or self._samples < self.MIN_SAMPLES:
+            return False
+        return self._judge(finished)
+
+    def _judge(self, now: float) -> bool:
+        samples, slow, mean = self._samples, self._slow, self._total / self._samples
+        self._samples = self._slow = 0
+        self._total = 0.0
+        self._window_end = now + self.WINDOW_SECONDS
+        if slow > samples * self.SLOW_SHARE:
+            ratio = min(0.9, max(0.5, self.target / mean))
+            limit = max(self.floor, int(self.limit * ratio))
+        else:
+            limit = min(self.ceiling, self.limit + max(1, self.limit // 10))
+        if limit == self.limit:
+            return False
+        self.limit = limit
+        self._since = now
+        return True
+
+
 class Admission:
     """Admission control of one worker: at most `limit` requests in flight; past it a request is
     answered `503` + `Retry-After` before any of its body is read, so overload costs the client a
     round trip instead of a wait in a queue, and the admitted requests keep their latency. Probes
     are never refused: a kubelet must see a busy worker as alive.
+
+    The limit follows latency when `latency_target` is set (`LatencyLimit`, between `floor` and
+    `ceiling`): the app reports each admitted request's wait downstream (`observe`: the API's
+    sends to Kafka), and when those waits grow past the target the worker admits fewer at once.
+    Without a target the limit is `ceiling`, fixed. A refusal costs one comparison either way.
 
     One count, two places that decide with it. The HTTP protocol (`TimedHttpProtocol`) decides for
     nearly every request, when its headers are parsed: a refusal is written to the socket there,
@@ -81,14 +148,28 @@ class Admission:
     it never reached a route.
     """
 
-    def __init__(self, limit: int, retry_after_seconds: int, *, browsers_in_app: bool) -> None:
-        self.limit = limit
+    def __init__(
+        self,
+        ceiling: int,
+        retry_after_seconds: int,
+        *,
+        browsers_in_app: bool,
+        floor: int = 1,
+        latency_target: float = 0.0,
+    ) -> None:
+        self.limit = ceiling
         self.in_flight = 0
         self.browsers_in_app = browsers_in_app
+        self._limiter = (
+            LatencyLimit(floor, ceiling, latency_target, time.perf_counter())
+            if latency_target > 0
+            else None
+        )
         self._retry_after = str(retry_after_seconds).encode()
         self._fixed_lines = b"content-type: application/json\r\nretry-after: %s\r\n" % (
             self._retry_after
         )
+        metrics.ADMISSION_LIMIT.set(ceiling)
 
     def admit(self) -> bool:
         """Take a place, if one is free."""
@@ -99,6 +180,14 @@ class Admission:
 
     def release(self) -> None:
         self.in_flight -= 1
+
+    def observe(self, started: float, finished: float) -> None:
+        """An admitted request waited downstream from `started` to `finished`
+        (`time.perf_counter`); the limit follows (when a latency target is set)."""
+        limiter = self._limiter
+        if limiter is not None and limiter.observe(started, finished):
+            self.limit = limiter.limit
+            metrics.ADMISSION_LIMIT.set(self.limit)
 
     def refused(self, given_id: bytes | None) -> tuple[bytes, bytes]:
         """A refusal, counted as shed: the request's id (its `X-Request-ID` when that is a plain

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import urllib.request
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.processes import start_weir, wait_until_up
+from tests.e2e.processes import get_json, start_weir, wait_until_up
 from tests.harness.kafka import TopicFactory, free_port
 from weir.api.server import available_cpus, worker_count
 from weir.core.config import Settings, StoreBackend
@@ -44,6 +46,7 @@ async def test_two_workers_serve_and_their_metrics_add_up(
             "port": port,
             "metrics_port": metrics_port,
             "api_workers": 2,
+            "api_latency_target_seconds": 0.0,  # a fixed limit: this test is not about overload
         }
     )
     api = start_weir("api", settings, tmp_path / "api.log")
@@ -76,6 +79,23 @@ async def test_two_workers_serve_and_their_metrics_add_up(
         assert (
             samples['weir_http_requests_total{method="POST",route="/events",status="202"}'] == 200
         )
+        # The admission limits of the live workers, added up (livesum); a worker killed and
+        # replaced by the supervisor leaves the sum.
+        assert samples["weir_http_admission_limit"] == 2 * settings.api_max_in_flight
+        killed = min(started_workers(log, supervisor=api.pid))
+        os.kill(killed, signal.SIGKILL)
+        status = f"http://127.0.0.1:{metrics_port}/health"
+        while True:
+            assert time.monotonic() < deadline + 60, "the killed worker was replaced"
+            replaced = len(started_workers(log, supervisor=api.pid)) == 3
+            if replaced and get_json(status)["workers"] == {
+                "alive": 2,
+                "serving": 2,
+                "expected": 2,
+            }:
+                break
+            await asyncio.sleep(0.2)
+        assert scrape(metrics_port)["weir_http_admission_limit"] == 2 * settings.api_max_in_flight
     finally:
         api.terminate()
         assert api.wait(timeout=30) == 0

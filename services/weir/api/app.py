@@ -15,7 +15,7 @@ from weir.api.auth import Authenticator
 from weir.api.cors import with_cors
 from weir.api.errors import install_error_handlers
 from weir.api.front import Front
-from weir.api.ingest import Ingestor
+from weir.api.ingest import Ingestor, SendObserver, ignore_send
 from weir.api.openapi import install_document
 from weir.api.routes import erasure, events, health, metrics, segment, stored
 from weir.core.config import Settings
@@ -59,10 +59,12 @@ def create_app(
     store: Store | None = None,
     workers: int = 1,
     clock: Callable[[], float] = time.time,
+    on_sent: SendObserver = ignore_send,
 ) -> FastAPI:
     """Build the app. Parts passed in are owned by the caller (e.g. `weir dev`); parts left out
     are built from the settings, started with the app and stopped (producer flushed) on shutdown.
     `workers`: how many processes serve the same keys (each gets its share of every quota).
+    `on_sent`: told how long each send waited for the broker (admission control follows it).
     """
 
     @asynccontextmanager
@@ -73,7 +75,7 @@ def create_app(
             app.state.auth = Authenticator.from_settings(settings, workers)
             app.state.store = parts.store
             app.state.table_spec = parts.spec
-            app.state.ingestor = Ingestor(parts.producer, settings, clock=clock)
+            app.state.ingestor = Ingestor(parts.producer, settings, clock=clock, on_sent=on_sent)
             yield
 
     app = FastAPIOffline(
@@ -105,12 +107,22 @@ def serving_app(
 ) -> ASGIApp:
     """What a server runs: the app behind admission control, outside FastAPI (`Admission` in
     weir/serving.py: the HTTP protocol refuses past the limit before any ASGI work, the gate
-    releases places and decides what the protocol leaves to it); CORS, when origins are
-    configured, in front of both (`api/cors.py`), so that a browser's 503 is readable."""
+    releases places and decides what the protocol leaves to it; the limit follows how long sends
+    wait for Kafka's ack); CORS, when origins are configured, in front of both (`api/cors.py`),
+    so that a browser's 503 is readable."""
     admission = Admission(
         settings.api_max_in_flight,
         settings.retry_after_seconds,
         browsers_in_app=bool(settings.api_cors_origins),
+        floor=settings.api_min_in_flight,
+        latency_target=settings.api_latency_target_seconds,
     )
-    app = create_app(settings, producer=producer, store=store, workers=workers, clock=clock)
+    app = create_app(
+        settings,
+        producer=producer,
+        store=store,
+        workers=workers,
+        clock=clock,
+        on_sent=admission.observe,
+    )
     return with_cors(admission.gate(app), settings.api_cors_origins)

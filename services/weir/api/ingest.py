@@ -23,6 +23,14 @@ Headers = tuple[tuple[str, bytes], ...]
 _CONTENT_HEADERS: Headers = (("content-type", b"application/json"), ("weir-schema", SCHEMA_VERSION))
 
 
+# Told each send's start and end (`time.perf_counter`), acked or not: admission control's samples.
+SendObserver = Callable[[float, float], None]
+
+
+def ignore_send(started: float, finished: float) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Ingestor:
     """Turns validated payloads into stream messages and waits for the broker's acknowledgement."""
@@ -30,6 +38,7 @@ class Ingestor:
     producer: Producer
     settings: Settings
     clock: Callable[[], float] = time.time  # the server's clock, for the timestamp window
+    on_sent: SendObserver = ignore_send
 
     def window(self) -> TimeWindow:
         return TimeWindow(
@@ -77,8 +86,10 @@ class Ingestor:
                     detail=repr(error),
                 ) from None
             finally:
-                metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+                finished = time.perf_counter()
+                metrics.PRODUCE_SECONDS.observe(finished - started)
                 metrics.report_pending(self.producer)
+                self.on_sent(started, finished)
         metrics.EVENTS_ACCEPTED.inc(len(events))
         metrics.count_clocks(events, window.now)
 

@@ -22,6 +22,7 @@ from socket import socket
 from typing import Any
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
@@ -84,15 +85,21 @@ def worker_count(settings: Settings) -> int:
 
 class Supervisor(Multiprocess):
     """uvicorn's supervisor, also noting which workers have finished starting (the status port's
-    readiness). Asked over uvicorn's own health-check pipe, by this loop only: the status thread
-    reading the pipe too would take the supervisor's answers."""
+    readiness; asked over uvicorn's own health-check pipe, by this loop only: the status thread
+    reading the pipe too would take the supervisor's answers), and taking a replaced worker's
+    live gauges out of Prometheus' sums."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket]) -> None:
         super().__init__(config, sockets)
         self._started: frozenset[int | None] = frozenset()  # pids; replaced whole, read by threads
 
     def keep_subprocess_alive(self) -> None:
+        before = {process.pid for process in self.processes}
         super().keep_subprocess_alive()
+        # A replaced worker's live gauges (its admission limit, its pending sends) leave the sums.
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                mark_process_dead(pid)  # type: ignore[no-untyped-call]
         for process in list(self.processes):
             if self.should_exit.is_set():
                 return

@@ -57,13 +57,31 @@ class Settings(BaseSettings):
         ge=0,
         description="API worker processes; 0 means one per CPU the process may use (cgroup quota).",
     )
-    # 128: a closed loop of 128 connections over two workers is never refused, however unevenly
-    # the kernel spreads them (at 64, 1 in 8 requests was refused); at ~6,000 req/s per worker
-    # a full worker's last admitted request still waits ~20 ms, not seconds.
+    # 128, the adaptive limit's ceiling: while acks are prompt a closed loop of 128 connections
+    # over two workers is never refused, however unevenly the kernel spreads them (at 64, 1 in 8
+    # requests was refused); when they are not, the limit falls (WEIR_API_LATENCY_TARGET_SECONDS).
     api_max_in_flight: int = Field(
         128,
         ge=1,
-        description="Requests one API worker handles at once; beyond that it answers 503 at once.",
+        description="Most requests one API worker handles at once (the ceiling of its adaptive"
+        " limit); beyond its current limit it answers 503 at once.",
+    )
+    # 8: at a 50 ms wait a worker at the floor still takes ~160 req/s; below it, a busy producer
+    # would have too few sends to coalesce into batches.
+    api_min_in_flight: int = Field(
+        8,
+        ge=1,
+        description="Floor of a worker's adaptive in-flight limit (at most"
+        " `WEIR_API_MAX_IN_FLIGHT`): however slow Kafka's acks, this many are admitted at once.",
+    )
+    # 50 ms: the thresholds are p95 < 60 ms and p99 < 150 ms; an ack on a LAN takes a
+    # few ms at light load, so only queueing (or a stalled broker) reaches it.
+    api_latency_target_seconds: float = Field(
+        0.05,
+        ge=0,
+        description="Wait for Kafka's ack a worker aims under: when more than 1 in 10 of its sends"
+        " wait longer, its in-flight limit shrinks (to `WEIR_API_MIN_IN_FLIGHT` at most), else it"
+        " grows back (to `WEIR_API_MAX_IN_FLIGHT`). 0: a fixed limit of `WEIR_API_MAX_IN_FLIGHT`.",
     )
     api_header_timeout_seconds: float = Field(
         10.0,

@@ -74,6 +74,12 @@ EVENTS_REJECTED = Counter(
 SHED = Counter(
     "weir_http_shed_total", "Requests refused with 503 because a worker had too many in flight."
 )
+# livesum: with several API worker processes, what the live ones admit at once, added up.
+ADMISSION_LIMIT = Gauge(
+    "weir_http_admission_limit",
+    "Requests an API worker admits at once now (its adaptive in-flight limit).",
+    multiprocess_mode="livesum",
+)
 HTTP_STALLED = Counter(
     "weir_http_stalled_total",
     "Connections closed because a request's headers or body did not arrive in time.",

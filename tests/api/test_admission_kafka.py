@@ -1,0 +1,136 @@
+"""Admission that follows latency, against the real broker: when Kafka's acks slow down (the
+broker paused with SIGSTOP again and again, as a stalled disk or a long GC pause would), a worker
+admits fewer requests at once and refuses the rest with 503 + Retry-After, instead of letting
+every client's request wait in line for an ack. With a fixed limit the same clients would all be
+admitted (there are as many as the limit) and all wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.harness.kafka import KafkaBroker, TopicFactory, free_port
+from weir.api import serving_app
+from weir.core.config import Settings
+from weir.serving import Admission, AdmissionGate, SideServer, server_options
+
+CLIENTS = 32
+FLOOR = 4
+EVENT = {"event_name": "signup", "channel": "web", "user_id": "u1"}
+
+
+@pytest.fixture
+async def api(
+    kafka_settings: Settings, kafka_topic: TopicFactory
+) -> AsyncIterator[tuple[int, Admission]]:
+    """One worker as `weir api` serves it (Weir's HTTP protocol), producing to the broker."""
+    settings = kafka_settings.model_copy(
+        update={
+            "kafka_topic": await kafka_topic(partitions=3),
+            "api_max_in_flight": CLIENTS,
+            "api_min_in_flight": FLOOR,
+            "api_latency_target_seconds": 0.1,
+            "produce_timeout_seconds": 10.0,  # paused for less: every refusal is admission's
+            "retry_after_seconds": 2,
+        }
+    )
+    app = serving_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **server_options(settings))
+    server = SideServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server started"
+        await asyncio.sleep(0.01)
+    assert isinstance(app, AdmissionGate)  # no CORS in front of it
+    try:
+        yield port, app.admission
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def slow_acks(broker: KafkaBroker) -> AsyncIterator[None]:
+    """The broker paused for 0.5 s of every 0.53 s: acks come late, in bursts (the short runs
+    between pauses leave too few prompt acks to outweigh the late ones)."""
+    pid = broker.pid
+    assert pid is not None
+
+    async def pause_again_and_again() -> None:
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(0.5)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(0.03)
+
+    pausing = asyncio.create_task(pause_again_and_again())
+    try:
+        yield
+    finally:
+        pausing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pausing
+        os.kill(pid, signal.SIGCONT)
+
+
+async def clients(port: int, until: asyncio.Event, answers: Counter[int]) -> None:
+    """CLIENTS clients, each posting one event after another (a short pause after a 503)."""
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while not until.is_set():
+            body = EVENT | {"timestamp": int(time.time())}
+            response = await http.post("/events", json=body)
+            answers[response.status_code] += 1
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "2"
+                assert response.json()["error"].startswith("overloaded"), response.text
+                await asyncio.sleep(0.02)
+            else:
+                assert response.status_code == 202, response.text
+
+    limits = httpx.Limits(max_connections=CLIENTS)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+
+
+async def wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_slow_acks_shrink_the_limit_and_the_rest_is_refused_not_queued(
+    api: tuple[int, Admission], kafka_broker: KafkaBroker
+) -> None:
+    port, admission = api
+    assert admission.limit == CLIENTS  # as many places as clients: a fixed limit refuses none
+    stop = asyncio.Event()
+    answers: Counter[int] = Counter()
+    load = asyncio.create_task(clients(port, stop, answers))
+    try:
+        async with slow_acks(kafka_broker):
+            await wait_for(lambda: admission.limit == FLOOR, "the limit fell to the floor")
+            refused_before = answers[503]
+            await wait_for(lambda: answers[503] > refused_before + CLIENTS, "the rest refused")
+        # Acks are prompt again: the limit grows back and the clients are accepted again.
+        accepted_before = answers[202]
+        await wait_for(lambda: admission.limit > FLOOR, "the limit grew back")
+        await wait_for(lambda: answers[202] > accepted_before + CLIENTS, "accepted again")
+    finally:
+        stop.set()
+        await load
+    assert set(answers) == {202, 503}, answers

@@ -1,0 +1,136 @@
+"""The adaptive in-flight limit (`LatencyLimit` in weir/serving.py), as pure logic: samples carry
+their own times, so a fake clock drives it. It falls while sends wait past the target, recovers
+when they no longer do, never leaves [floor, ceiling], and ignores the waits of requests admitted
+under an earlier limit."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from weir.serving import Admission, LatencyLimit
+
+TARGET = 0.05
+WINDOW = LatencyLimit.WINDOW_SECONDS
+
+
+class FakeTraffic:
+    """Sends spread over a window, each finishing `latency` after it started."""
+
+    def __init__(self, limiter: LatencyLimit) -> None:
+        self.limiter = limiter
+        self.now = 100.0
+
+    def window(self, latency: float, samples: int = 20, slow: float | None = None) -> bool:
+        """One window of `samples` sends of `latency` (`slow`: the last of them this slow
+        instead); True when the limit changed."""
+        changed, last = False, self.now
+        for i in range(samples):
+            wait = slow if slow is not None and i == samples - 1 else latency
+            started = self.now + WINDOW * i / (samples - 1)
+            changed |= self.limiter.observe(started, started + wait)
+            last = max(last, started + wait)
+        self.now = last + 0.001
+        return changed
+
+
+def limiter(floor: int = 8, ceiling: int = 128) -> tuple[LatencyLimit, FakeTraffic]:
+    limit = LatencyLimit(floor, ceiling, TARGET, now=100.0)
+    return limit, FakeTraffic(limit)
+
+
+def test_starts_at_the_ceiling_and_stays_there_while_sends_are_fast() -> None:
+    limit, traffic = limiter()
+    assert limit.limit == 128
+    for _ in range(20):
+        assert not traffic.window(latency=0.005)
+    assert limit.limit == 128
+
+
+def test_falls_under_rising_latency_down_to_the_floor_and_no_lower() -> None:
+    limit, traffic = limiter(floor=8)
+    seen = [limit.limit]
+    for _ in range(40):
+        traffic.window(latency=0.5)
+        seen.append(limit.limit)
+    assert seen == sorted(seen, reverse=True), "it only falls while every send is slow"
+    assert seen[1] == 64, "ten times the target: the deepest cut, by half"
+    assert limit.limit == 8
+
+
+def test_a_cut_follows_how_far_the_wait_is_over_the_target() -> None:
+    limit, traffic = limiter()
+    traffic.window(latency=0.0625)  # 1.25 x the target: cut to 0.8 of the limit
+    assert limit.limit == int(128 * 0.8)
+    traffic.window(latency=0.051)  # just over: the mildest cut, by a tenth
+    assert limit.limit == int(int(128 * 0.8) * 0.9)
+
+
+def test_recovers_to_the_ceiling_once_sends_are_fast_again() -> None:
+    limit, traffic = limiter(floor=8)
+    for _ in range(40):
+        traffic.window(latency=0.5)
+    assert limit.limit == 8
+    seen = [limit.limit]
+    for _ in range(60):
+        traffic.window(latency=0.005)
+        seen.append(limit.limit)
+    assert seen == sorted(seen), "it only grows while sends are fast"
+    assert seen[1] == 9, "by one at least"
+    assert limit.limit == 128, "and no higher than the ceiling"
+
+
+def test_one_slow_send_in_ten_is_tolerated_more_are_not() -> None:
+    limit, traffic = limiter()
+    traffic.window(latency=0.005, samples=10, slow=1.0)  # 1 in 10: the p90 is under the target
+    assert limit.limit == 128
+    traffic.window(latency=0.005, samples=9, slow=1.0)  # 1 in 9: over it
+    assert limit.limit < 128
+
+
+def test_waits_of_requests_admitted_under_an_earlier_limit_do_not_cut_again() -> None:
+    limit, traffic = limiter()
+    started = traffic.now
+    # Twenty sends started together, all slow; the window closes at the 8th and cuts.
+    changes = [limit.observe(started, started + 1.0 + i * 0.01) for i in range(20)]
+    assert changes[LatencyLimit.MIN_SAMPLES - 1] and limit.limit == 64
+    assert not any(changes[LatencyLimit.MIN_SAMPLES :]), "the rest began before the cut"
+    assert limit.limit == 64
+
+
+def test_too_few_samples_decide_nothing() -> None:
+    limit, traffic = limiter()
+    started = traffic.now
+    for i in range(LatencyLimit.MIN_SAMPLES - 1):  # however slow, and past the window's end
+        assert not limit.observe(started, started + 10.0 + i)
+    assert limit.limit == 128
+    assert limit.observe(started, started + 20.0), "the next one completes a window"
+    assert limit.limit == 64
+
+
+def test_a_floor_above_the_ceiling_is_the_ceiling() -> None:
+    limit, traffic = limiter(floor=50, ceiling=20)
+    for _ in range(10):
+        traffic.window(latency=1.0)
+    assert limit.limit == 20
+
+
+def test_admission_follows_its_limiter_and_shows_the_limit_as_a_gauge() -> None:
+    admission = Admission(16, 1, browsers_in_app=False, floor=4, latency_target=TARGET)
+    assert REGISTRY.get_sample_value("weir_http_admission_limit") == 16
+    assert admission.admit()
+    started = 1e12  # after the admission's creation on any perf_counter
+    for i in range(LatencyLimit.MIN_SAMPLES):
+        admission.observe(started, started + WINDOW + 1 + i)
+    assert admission.limit == 8
+    assert REGISTRY.get_sample_value("weir_http_admission_limit") == 8
+    for _ in range(admission.limit - 1):
+        assert admission.admit()
+    assert not admission.admit(), "the new limit is the one that refuses"
+
+
+def test_without_a_target_the_limit_is_fixed() -> None:
+    admission = Admission(16, 1, browsers_in_app=False, floor=4, latency_target=0)
+    started = 1e12
+    for i in range(100):
+        admission.observe(started + i, started + i + 10.0)
+    assert admission.limit == 16
