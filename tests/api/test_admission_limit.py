@@ -1,13 +1,19 @@
 """The adaptive in-flight limit (`LatencyLimit` in weir/serving.py), as pure logic: samples carry
 their own times, so a fake clock drives it. It falls while sends wait past the target, recovers
 when they no longer do, never leaves [floor, ceiling], and ignores the waits of requests admitted
-under an earlier limit."""
+under an earlier limit. And the samples: the api's sends, as the Ingestor times them."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import REGISTRY
 
+from tests.api.doubles import RecordingProducer
+from weir.api.errors import ApiError
+from weir.api.ingest import Ingestor
+from weir.core.config import Settings
 from weir.serving import Admission, LatencyLimit
+from weir.stream import StreamFull, StreamUnavailable
 
 TARGET = 0.05
 WINDOW = LatencyLimit.WINDOW_SECONDS
@@ -134,3 +140,22 @@ def test_without_a_target_the_limit_is_fixed() -> None:
     for i in range(100):
         admission.observe(started + i, started + i + 10.0)
     assert admission.limit == 16
+
+
+async def test_the_ingestor_reports_each_sends_wait_but_not_one_refused_at_once() -> None:
+    producer = RecordingProducer()
+    samples: list[tuple[float, float]] = []
+    ingestor = Ingestor(producer, Settings(), on_sent=lambda *sample: samples.append(sample))  # type: ignore[arg-type]
+    window = ingestor.window()
+    event = {"event_name": "signup", "channel": "web", "user_id": "u1", "timestamp": window.now}
+    events = [Ingestor.prepare(event, window, received_at_ms=window.now * 1000)]
+    await ingestor.publish(events, window)
+    assert len(samples) == 1 and samples[0][0] <= samples[0][1]
+    producer.failure = StreamUnavailable("no ack in time")  # waited: a sample
+    with pytest.raises(ApiError):
+        await ingestor.publish(events, window)
+    assert len(samples) == 2
+    producer.failure = StreamFull("20000 messages already await the broker's ack")
+    with pytest.raises(ApiError):
+        await ingestor.publish(events, window)
+    assert len(samples) == 2, "refused by the producer at once: no wait to learn from"

@@ -23,7 +23,8 @@ Headers = tuple[tuple[str, bytes], ...]
 _CONTENT_HEADERS: Headers = (("content-type", b"application/json"), ("weir-schema", SCHEMA_VERSION))
 
 
-# Told each send's start and end (`time.perf_counter`), acked or not: admission control's samples.
+# Told each send's start and end (`time.perf_counter`), acked or timed out (not one the producer
+# refused at once for too many pending): admission control's samples.
 SendObserver = Callable[[float, float], None]
 
 
@@ -72,13 +73,15 @@ class Ingestor:
             trace = tuple(tracing.trace_headers())
             messages = [_message(event, trace) for event in events]
             started = time.perf_counter()
+            waited = True  # a send refused at once (StreamFull) waited for nothing: no sample
             try:
                 await self.producer.send(
                     topic, messages, timeout=self.settings.produce_timeout_seconds
                 )
             except StreamError as error:
                 metrics.reject("unavailable", len(events))
-                why = "too many await the broker" if isinstance(error, StreamFull) else "no ack"
+                waited = not isinstance(error, StreamFull)
+                why = "no ack" if waited else "too many await the broker"
                 raise ApiError(
                     503,
                     f"kafka: events not stored ({why}), retry later",
@@ -89,7 +92,8 @@ class Ingestor:
                 finished = time.perf_counter()
                 metrics.PRODUCE_SECONDS.observe(finished - started)
                 metrics.report_pending(self.producer)
-                self.on_sent(started, finished)
+                if waited:
+                    self.on_sent(started, finished)
         metrics.EVENTS_ACCEPTED.inc(len(events))
         metrics.count_clocks(events, window.now)
 
