@@ -158,7 +158,7 @@ def test_probes_ports_and_commands(default_render: list[Manifest]) -> None:
     assert api["startupProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
     assert {p["name"]: p["containerPort"] for p in api["ports"]} == {"http": 8080, "metrics": 9100}
     # The consumer's status port serves from the start: alive while it waits for Kafka, ready
-    # once it has joined the group (consumer/status.py).
+    # once it has reached Kafka (consumer/status.py).
     consumer = one(default_render, "Deployment", "weir-consumer")["spec"]["template"]["spec"]
     probes = {
         kind: consumer["containers"][0][kind]["httpGet"]

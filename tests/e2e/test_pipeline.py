@@ -290,7 +290,7 @@ async def test_a_consumer_started_while_kafka_is_away_waits_for_it(
     """A broker restart or a cluster coming up: the consumer retries the connection (it used to
     exit 1 into a crash loop) and consumes once the broker is back. Its status port answers from
     the start: alive while it waits (the kubelet must not restart it), not ready until it has
-    joined the group, saying what it waits for."""
+    reached the broker, saying what it waits for."""
     log = tmp_path / "consumer.log"
     settings = pipeline_settings.model_copy(update={"metrics_port": free_port()})
     status = f"http://127.0.0.1:{settings.metrics_port}"
@@ -323,7 +323,7 @@ async def test_a_consumer_started_while_kafka_is_away_waits_for_it(
                 await asyncio.sleep(0.5)
             truth[response.json()["event_id"]] = item
         await wait_for_totals(api, truth, timeout=90)
-        # It stored events, so it has joined: ready, and no longer waiting.
+        # It stored events, so it reached the broker: ready, and no longer waiting.
         assert probe(f"{status}/ready") == (200, {"status": "ready"})
         assert probe(f"{status}/healthz") == (200, {"status": "healthy"})
         code, lag = probe(f"{status}/status")

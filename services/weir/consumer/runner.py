@@ -80,7 +80,6 @@ class ConsumerLoop:
         self.batch = Batch()
         self.last_flush_at: float | None = None
         self.connected = False  # the group's client reached Kafka
-        self.joined = False  # the group gave this member its partitions (maybe none) once
         self._flush_lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
 
@@ -135,12 +134,12 @@ class ConsumerLoop:
         self.stopping.set()
 
     def waiting_for(self) -> str | None:
-        """What the loop waits for before it consumes, in plain words; None once it has joined
-        the group (what the status port's readiness tells)."""
+        """What the loop waits for before it consumes, in plain words; None once its group
+        client has reached Kafka (what the status port's readiness tells). Not the group's
+        assignment: a rebalance may wait up to the rebalance timeout for another member's flush
+        (a store outage), and that is no reason to hold a rollout or count the pod unready."""
         if not self.connected:
             return "kafka: not reachable yet (the consumer group's client), retrying"
-        if not self.joined:
-            return "kafka: joining the consumer group"
         return None
 
     async def flush(self) -> None:
@@ -232,7 +231,6 @@ class ConsumerLoop:
             await self.flush()
 
     async def _on_assigned(self, partitions: frozenset[TopicPartition]) -> None:
-        self.joined = True
         log.info(
             "partitions assigned", extra={"partitions": sorted(p.partition for p in partitions)}
         )

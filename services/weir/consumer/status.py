@@ -4,7 +4,7 @@
 Served from the consumer's start, in its own event loop (unlike the api's, `api/status.py`, it has
 no flood of connections to keep its probes apart from), so that a consumer waiting for Kafka is
 seen as what it is: alive (`/healthz` 200, it retries with backoff: restarting it would only wait
-again) and not ready (`/ready` 503 saying what it waits for) until it has joined the group.
+again) and not ready (`/ready` 503 saying what it waits for) until its clients have reached it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ConsumerStatus:
         self.loop: ConsumerLoop | None = None
 
     def waiting_for(self) -> str | None:
-        """What the consumer waits for before it consumes; None once it has joined the group."""
+        """What the consumer waits for before it consumes; None once it has reached Kafka."""
         return WAITING_FOR_PRODUCER if self.loop is None else self.loop.waiting_for()
 
 
