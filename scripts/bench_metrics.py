@@ -140,12 +140,12 @@ async def optimize_rollups(store: Store) -> None:
 
 
 def reads(spec: TableSpec, q: MetricsQuery) -> list[str]:
-    """The rollups `spec`'s plan reads for `q`'s whole days and hours (the edges come from raw)."""
+    """The tables `spec`'s plan reads for `q`: rollups for whole days and hours, the edges."""
     if q.from_ts is not None and q.to_ts is not None and q.to_ts - q.from_ts < RAW_WINDOW_SECONDS:
-        return [spec.table]  # a short window: raw rows only
+        return [spec.edges_table]  # a short window: raw rows only
     grains: tuple[Granularity, ...] = ("hour",) if q.group_by is GroupBy.HOUR else ("day", "hour")
     found = (rollup_for(spec, q, g) for g in grains)
-    return [r.table_name(spec.table) for r in found if r is not None]
+    return [r.table_name(spec.table) for r in found if r is not None] + [spec.edges_table]
 
 
 def shapes(start: int, end: int) -> dict[str, MetricsQuery]:

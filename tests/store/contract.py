@@ -74,8 +74,9 @@ async def users_codecs(store: Store, spec: TableSpec) -> list[str]:
 
 
 async def assert_stored_once(store: Store, spec: TableSpec, events: int) -> None:
-    """The raw table holds `events` rows and every rollup counts each of them once."""
+    """The raw table and the edges hold `events` rows and every rollup counts each once."""
     assert await count(store, f"SELECT count() FROM {spec.database}.events") == events
+    assert await count(store, f"SELECT count() FROM {spec.edges_ref}") == events
     for rollup in spec.rollups:
         counted = await count(store, f"SELECT countMerge(total) FROM {spec.rollup_ref(rollup)}")
         assert counted == events, rollup
@@ -131,8 +132,8 @@ class StoreContract:
 
     async def test_migrate_is_idempotent(self, store: Store, table_spec: TableSpec) -> None:
         first = await migrate(store, table_spec)
-        # database, raw, users + ranges, 4 x (rollup + view)
-        assert first.clean and len(first.applied) == 12
+        # database, raw, users + ranges, edges + view, 4 x (rollup + view)
+        assert first.clean and len(first.applied) == 14
         second = await migrate(store, table_spec)
         assert second.applied == () and second.clean
         tables = await store.query_rows(
@@ -147,6 +148,8 @@ class StoreContract:
             "events_day_by_channel_bitmap_mv",
             "events_day_by_event_bitmap",
             "events_day_by_event_bitmap_mv",
+            "events_edges",
+            "events_edges_mv",
             "events_hour_by_channel_bitmap",
             "events_hour_by_channel_bitmap_mv",
             "events_hour_by_event_bitmap",
@@ -157,6 +160,8 @@ class StoreContract:
         engines = dict(tables)
         assert "TTL timestamp + toIntervalDay(395)" in engines["events"]
         assert "TTL bucket + toIntervalDay(395)" in engines["events_hour_by_channel_bitmap"]
+        assert "TTL timestamp + toIntervalDay(395)" in engines["events_edges"]
+        assert f"index_granularity = {ddl.EDGES_GRANULE_ROWS}" in engines["events_edges"]
         assert (
             "non_replicated_deduplication_window = 1000" in engines["events_day_by_channel_bitmap"]
         )
@@ -409,7 +414,8 @@ class StoreContract:
         result = await migrate(store, table_spec)
         assert result.clean, result.refused
         assert any("ADD COLUMN IF NOT EXISTS user_uid" in s for s in result.applied)
-        assert sum("INSERT INTO" in s for s in result.applied) == 4  # every new rollup backfilled
+        # every new rollup backfilled, and the edges
+        assert sum("INSERT INTO" in s for s in result.applied) == 5
         assert await count(store, f"SELECT count() FROM {db}.events WHERE user_uid = 0") == 0
         await assert_metrics_exact(store, table_spec, old, start, rng)
         # the previous rollups are kept as they were
@@ -452,15 +458,20 @@ class StoreContract:
                 for q in queries
             ]
 
-        before = await answers(previous)
+        # what the previous version answered: a recount (this version reads the edges, which
+        # the previous schema lacks)
+        before = [
+            brute_totals(old, q) if q.group_by is None else brute_groups(old, q) for q in queries
+        ]
         result = await migrate(store, table_spec)
         assert result.clean, result.refused
         added = [r for r in table_spec.rollups if not r.dimensions]
         created = [s for s in result.applied if s.startswith("CREATE")]
-        assert len(created) == 2 * len(added) == 4
-        assert all("_by_event_bitmap" in s for s in created)
-        assert sum(s.startswith("INSERT INTO") for s in result.applied) == len(added)
+        assert len(created) == 2 * len(added) + 2 == 6  # each with its view; the edges too
+        assert sum("_by_event_bitmap" in s for s in created) == 4
+        assert sum(s.startswith("INSERT INTO") for s in result.applied) == len(added) + 1
         assert await count(store, f"SELECT count() FROM {db}.events") == 1500  # data kept
+        assert await count(store, f"SELECT count() FROM {table_spec.edges_ref}") == 1500
         for rollup in added:  # backfilled from the raw table
             got = await count(
                 store, f"SELECT countMerge(total) FROM {table_spec.rollup_ref(rollup)}"

@@ -235,25 +235,35 @@ def _existing_previous_schema(spec: TableSpec) -> ExistingSchema:
 
 
 def test_previous_schema_plan_adds_and_backfills_the_rollups_without_channel() -> None:
-    plan = plan_migration(SPEC, _existing_previous_schema(SPEC), "2026-12-01 00:00:00.000")
+    cutoff = "2026-12-01 00:00:00.000"
+    plan = plan_migration(SPEC, _existing_previous_schema(SPEC), cutoff)
     assert plan.refused == ()
     added = [r for r in SPEC.rollups if r.dimensions == ()]
     kept = [r for r in SPEC.rollups if r.dimensions]
-    assert plan.statements == tuple(
-        s
-        for r in SPEC.rollups
-        for s in (
-            (*ddl.create_rollup_table(SPEC, r), ddl.create_rollup_view(SPEC, r))
-            if r in added
-            else (ddl.modify_users_codec(SPEC, r),)  # made with the default codec
-        )
+    assert plan.statements == (
+        *ddl.create_edges(SPEC),
+        ddl.create_edges_view(SPEC),
+        *(
+            s
+            for r in SPEC.rollups
+            for s in (
+                (*ddl.create_rollup_table(SPEC, r), ddl.create_rollup_view(SPEC, r))
+                if r in added
+                else (ddl.modify_users_codec(SPEC, r),)  # made with the default codec
+            )
+        ),
     )
     assert len(kept) == 2
-    assert plan.backfills == tuple(
-        ddl.backfill_rollup(SPEC, r, "2026-12-01 00:00:00.000") for r in added
+    assert plan.backfills == (
+        ddl.backfill_edges(SPEC, cutoff),
+        *(ddl.backfill_rollup(SPEC, r, cutoff) for r in added),
     )
-    assert "INSERT INTO weir.events_hour_by_event_bitmap\n" in plan.backfills[0]
-    assert "GROUP BY event_name, bucket" in plan.backfills[1]
+    assert plan.backfills[0] == (
+        "INSERT INTO weir.events_edges\nSELECT event_name, channel, timestamp, user_uid "
+        f"FROM weir.events\nWHERE inserted_at < toDateTime64('{cutoff}', 3, 'UTC')"
+    )
+    assert "INSERT INTO weir.events_hour_by_event_bitmap\n" in plan.backfills[1]
+    assert "GROUP BY event_name, bucket" in plan.backfills[2]
 
 
 def test_plan_reads_the_rollups_without_channel_unless_the_query_needs_channel() -> None:
@@ -302,7 +312,21 @@ def test_cluster_backfill_and_rebuild_reach_every_shard() -> None:
     )
     assert "\nFROM weir.events\nWHERE inserted_at < " in backfill
     statements = rebuild_statements(CLUSTER, [DAY + 5])
-    assert len(statements) == 2 * len(CLUSTER.rollups)  # a DELETE and an INSERT per rollup
+    # a DELETE and an INSERT for the edges and per rollup
+    assert len(statements) == 2 + 2 * len(CLUSTER.rollups)
+    assert statements[:2] == [
+        (
+            "DELETE FROM weir.events_edges_local ON CLUSTER 'main' "
+            f"WHERE (timestamp >= {DAY} AND timestamp < {DAY + 3600})",
+            {"lightweight_deletes_sync": 2},
+        ),
+        (
+            "INSERT INTO weir.events_edges\nSETTINGS insert_distributed_sync = 1\n"
+            "SELECT event_name, channel, timestamp, user_uid FROM weir.events\n"
+            f"WHERE (timestamp >= {DAY} AND timestamp < {DAY + 3600})",
+            {},
+        ),
+    ]
     deletes = [sql for sql, settings in statements if settings]
     assert deletes[-1] == (
         "DELETE FROM weir.events_day_by_event_bitmap_local ON CLUSTER 'main' "

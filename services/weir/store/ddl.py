@@ -204,15 +204,72 @@ def backfill_rollup(spec: TableSpec, rollup: Rollup, before: str | None = None) 
     created; rows inserted between that instant and the view's creation (milliseconds) are
     missed. Without it, the view's creation second is used (coarser).
     """
-    table = rollup.table_name(spec.table)
+    return fill_rollup(spec, rollup, _inserted_before(spec, rollup.table_name(spec.table), before))
+
+
+def _inserted_before(spec: TableSpec, table: str, before: str | None) -> str:
+    """The raw rows a new view of `table` did not see (see `backfill_rollup`)."""
     if before is not None:
-        cutoff = f"toDateTime64('{before}', 3, 'UTC')"
-    else:
-        cutoff = (
-            "(SELECT max(metadata_modification_time) FROM system.tables "
-            f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
-        )
-    return fill_rollup(spec, rollup, f"inserted_at < {cutoff}")
+        return f"inserted_at < toDateTime64('{before}', 3, 'UTC')"
+    return (
+        "inserted_at < (SELECT max(metadata_modification_time) FROM system.tables "
+        f"WHERE database = '{spec.database}' AND name = '{view_name(table)}')"
+    )
+
+
+# The edges: every raw row's few columns a metrics query reads for the partial hours at a
+# window's ends (and for short windows), in (event_name, timestamp) order with 1,024-row granules.
+# The raw table answers the same, slower: its wide 8,192-row granules across many parts made such
+# a read decompress ~80k rows for ~7k (11.9 vs 8.5 ms at 100M events; 9.5 vs 6.5 ms for a
+# 90-minute window). Fed by a view like the rollups; rebuilt with them (`rollups.py`).
+EDGES_COLUMNS = "event_name, channel, timestamp, user_uid"
+EDGES_GRANULE_ROWS = 1024
+
+
+def create_edges(spec: TableSpec) -> list[str]:
+    name = physical(spec, spec.edges_table)
+    body = (
+        "event_name LowCardinality(String),\n  channel LowCardinality(String),\n"
+        "  timestamp DateTime('UTC'),\n  user_uid UInt32"
+    )
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {spec.database}.{name}{_on_cluster(spec)} (\n  {body}\n)\n"
+        f"ENGINE = {_engine(spec, '', spec.edges_table)}\n"
+        "PARTITION BY toYYYYMM(timestamp)\nORDER BY (event_name, timestamp)"
+        f"{ttl_clause('timestamp', spec.ttl_days)}"
+        f"{_settings(spec, f'index_granularity = {EDGES_GRANULE_ROWS}')}"
+    ]
+    if spec.cluster:
+        statements.append(_distributed(spec, spec.edges_table, "cityHash64(event_name)"))
+    return statements
+
+
+def create_edges_view(spec: TableSpec) -> str:
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {spec.database}.{view_name(spec.edges_table)}"
+        f"{_on_cluster(spec)} TO {spec.database}.{physical(spec, spec.edges_table)} AS\n"
+        f"SELECT {EDGES_COLUMNS} FROM {spec.database}.{physical(spec, spec.table)}"
+    )
+
+
+def fill_edges(spec: TableSpec, where: str) -> str:
+    """Insert the edges of the raw rows matching `where` (every shard's, as `fill_rollup`)."""
+    sync = "\nSETTINGS insert_distributed_sync = 1" if spec.cluster else ""
+    return (
+        f"INSERT INTO {spec.edges_ref}{sync}\n"
+        f"SELECT {EDGES_COLUMNS} FROM {spec.raw_ref}\nWHERE {where}"
+    )
+
+
+def backfill_edges(spec: TableSpec, before: str | None = None) -> str:
+    """The edges of the rows inserted before their view existed (`before`: `backfill_rollup`)."""
+    return fill_edges(spec, _inserted_before(spec, spec.edges_table, before))
+
+
+def delete_edges(spec: TableSpec, where: str) -> str:
+    """A lightweight DELETE of the edges matching `where`, on every shard."""
+    table = f"{spec.database}.{physical(spec, spec.edges_table)}"
+    return f"DELETE FROM {table}{_on_cluster(spec)} WHERE {where}"
 
 
 def _claims_table(spec: TableSpec, name: str, body: str, key: str, shard_key: str) -> list[str]:
@@ -268,6 +325,7 @@ def modify_ttl(spec: TableSpec, table: str, ttl_column: str) -> str:
 
 def create_all(spec: TableSpec) -> list[str]:
     statements = [create_database(spec), *create_raw(spec), *create_users(spec)]
+    statements += [*create_edges(spec), create_edges_view(spec)]
     for rollup in spec.rollups:
         statements += [*create_rollup_table(spec, rollup), create_rollup_view(spec, rollup)]
     return statements
@@ -275,8 +333,9 @@ def create_all(spec: TableSpec) -> list[str]:
 
 def drop_all(spec: TableSpec) -> list[str]:
     """Views first (so no insert feeds a half-dropped rollup), then rollups, then raw."""
-    names = [view_name(r.table_name(spec.table)) for r in spec.rollups]
-    tables = [*(r.table_name(spec.table) for r in spec.rollups), spec.table]
+    derived = [*(r.table_name(spec.table) for r in spec.rollups), spec.edges_table]
+    names = [view_name(table) for table in derived]
+    tables = [*derived, spec.table]
     for table in [*tables, spec.users_table, spec.ranges_table]:
         names += [table, local_name(table)] if spec.cluster else [table]
     return [f"DROP TABLE IF EXISTS {spec.database}.{n}{_on_cluster(spec)} SYNC" for n in names]

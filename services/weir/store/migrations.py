@@ -48,7 +48,8 @@ class ExistingSchema:
 class Plan:
     """`statements` to run in order; `refused` holds one human-readable reason per refusal.
 
-    `backfills` fill new rollups from the raw table; `migrate` runs them after giving every raw
+    `backfills` fill new rollups and the edges from the raw table; `migrate` runs them after
+    giving every raw
     row its dense user id (`users.backfill_user_ids`), which the rollups count."""
 
     statements: tuple[str, ...]
@@ -152,6 +153,28 @@ def _rollup_changes(
             refused.append(f"rollup {name} is not in the spec: removing it is refused")
 
 
+def _edges_changes(
+    spec: TableSpec,
+    existing: ExistingSchema,
+    backfill_before: str | None,
+    out: list[str],
+    backfills: list[str],
+) -> None:
+    table = existing.tables.get(ddl.physical(spec, spec.edges_table))
+    if table is None:
+        out.extend(ddl.create_edges(spec))
+        out.append(ddl.create_edges_view(spec))
+        if ddl.physical(spec, spec.table) in existing.tables:
+            backfills.append(ddl.backfill_edges(spec, backfill_before))
+        return
+    if spec.cluster and spec.edges_table not in existing.tables:
+        out.extend(ddl.create_edges(spec)[1:])
+    if view_name(spec.edges_table) not in existing.tables:
+        out.append(ddl.create_edges_view(spec))
+    if table.ttl_days != spec.ttl_days:
+        out.append(ddl.modify_ttl(spec, spec.edges_table, "timestamp"))
+
+
 def plan_migration(
     spec: TableSpec, existing: ExistingSchema, backfill_before: str | None = None
 ) -> Plan:
@@ -176,6 +199,7 @@ def plan_migration(
             out.extend(ddl.create_raw(spec)[1:])
         _raw_changes(spec, raw, out, refused)
     _users_changes(spec, existing, out)
+    _edges_changes(spec, existing, backfill_before, out, backfills)
     _rollup_changes(spec, existing, backfill_before, out, refused, backfills)
     return Plan(tuple(out), tuple(refused), tuple(backfills))
 

@@ -1,12 +1,13 @@
-"""GET /metrics: exact totals and groups, fast, from rollups plus raw-table edges.
+"""GET /metrics: exact totals and groups, fast, from rollups plus the raw rows at the edges.
 
 The inclusive window [from, to] becomes [from, to + 1) in seconds and is split into whole days
-(day rollup), whole hours (hour rollup) and partial-hour edges (raw rows). A query that neither
+(day rollup), whole hours (hour rollup) and partial-hour edges (raw rows, read from the edges
+table: their few columns in time order, `ddl.create_edges`). A query that neither
 groups by channel nor filters on one reads the rollups without the channel dimension (one state
 per bucket to merge, not one per channel and bucket: `rollup_for`). Each piece yields
 count states and `groupBitmap` states of dense user ids (`users.py`); the outer query merges
 them, so unique users are exact across pieces. Windows of at most `RAW_WINDOW_SECONDS` read the
-raw rows only: so few rows cost less than the fixed work of reading two more tables (at 100M
+edges table only: so few rows cost less than the fixed work of reading two more tables (at 100M
 events, a 90-minute window answered in 16 ms from raw rows against 51 ms with the rollups).
 The consumer never inserts a duplicate event, so counts need no FINAL.
 
@@ -103,7 +104,7 @@ def _piece_sql(
     if step == 1:
         sql = (
             f"SELECT {grp} AS grp, countState() AS total, groupBitmapState(user_uid) AS users "
-            f"FROM {spec.raw_ref} WHERE {condition} GROUP BY grp"
+            f"FROM {spec.edges_ref} WHERE {condition} GROUP BY grp"
         )
     else:
         granularity: Granularity = "day" if step == DAY else "hour"

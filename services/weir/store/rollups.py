@@ -1,8 +1,10 @@
-"""Rebuild rollup rows from the raw table: the one place that knows every rollup's rows.
+"""Rebuild rollup rows and edges from the raw table: the one place that knows every table
+derived from raw rows.
 
 For whatever changes raw rows after they were counted: the user-id backfill of a migration, a
 user's erasure (delete the user's raw rows, then rebuild the hours they had events in). Each
-rollup's rows of the buckets covering `hours` are deleted and recomputed from the raw table.
+rollup's rows of the buckets covering `hours`, and the edges of those hours, are deleted and
+recomputed from the raw table.
 
 Exact when no event of those buckets is inserted while the rebuild runs (the delete and the
 re-insert are two statements; ClickHouse has no transaction around them): rebuild past buckets,
@@ -43,9 +45,15 @@ def _within(buckets: list[int], size: int) -> str:
 
 
 def rebuild_statements(spec: TableSpec, hours: Collection[int]) -> list[tuple[str, SettingsMap]]:
-    """What `rebuild_rollups` runs, in order, with each statement's settings (pure): for every
-    rollup of `spec`, per chunk of buckets, a synchronous DELETE and the re-insert from raw."""
+    """What `rebuild_rollups` runs, in order, with each statement's settings (pure): for the
+    edges and every rollup of `spec`, per chunk of buckets, a synchronous DELETE and the
+    re-insert from raw."""
     statements: list[tuple[str, SettingsMap]] = []
+    hour_buckets = sorted({hour - hour % 3600 for hour in hours})
+    for start in range(0, len(hour_buckets), _BUCKETS_PER_STATEMENT):
+        where = _within(hour_buckets[start : start + _BUCKETS_PER_STATEMENT], 3600)
+        statements.append((ddl.delete_edges(spec, where), {"lightweight_deletes_sync": 2}))
+        statements.append((ddl.fill_edges(spec, where), {}))
     for rollup in spec.rollups:
         buckets = _buckets(rollup, hours)
         for start in range(0, len(buckets), _BUCKETS_PER_STATEMENT):
@@ -60,7 +68,7 @@ def rebuild_statements(spec: TableSpec, hours: Collection[int]) -> list[tuple[st
 
 async def rebuild_rollups(store: Store, spec: TableSpec, hours: Collection[int]) -> None:
     """Recompute every rollup of `spec` for the buckets holding `hours` (unix seconds, any
-    second within each hour) from the raw table as it is now."""
+    second within each hour), and the edges of those hours, from the raw table as it is now."""
     for statement, settings in rebuild_statements(spec, hours):
         await store.command(statement, settings or None)
 

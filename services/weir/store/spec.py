@@ -155,6 +155,16 @@ class TableSpec:
         return f"{self.database}.{self.table}"
 
     @property
+    def edges_table(self) -> str:
+        """The raw rows' (event_name, channel, timestamp, user_uid) in time order, in small
+        granules: what metrics queries read for partial hours (`ddl.create_edges`)."""
+        return f"{self.table}_edges"
+
+    @property
+    def edges_ref(self) -> str:
+        return f"{self.database}.{self.edges_table}"
+
+    @property
     def users_table(self) -> str:
         """Claims of dense user ids: (user_id, uid); the earliest claim of a user wins."""
         return f"{self.table}_users"
