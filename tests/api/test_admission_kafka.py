@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.harness.kafka import KafkaBroker, TopicFactory, free_port
+from tests.harness.kafka import KafkaBroker, TopicFactory
+from tests.harness.serve import served
 from weir.api import serving_app
 from weir.core.config import Settings
-from weir.serving import Admission, AdmissionGate, SideServer, server_options
+from weir.serving import Admission, AdmissionGate
 
 CLIENTS = 32
 FLOOR = 4
@@ -44,19 +44,9 @@ async def api(
         }
     )
     app = serving_app(settings)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, **server_options(settings))
-    server = SideServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server started"
-        await asyncio.sleep(0.01)
     assert isinstance(app, AdmissionGate)  # no CORS in front of it
-    try:
+    async with served(app, settings) as port:
         yield port, app.admission
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager

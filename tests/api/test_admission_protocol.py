@@ -13,15 +13,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import orjson
-import uvicorn
 from prometheus_client import REGISTRY
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.api.doubles import IdleStore, StalledProducer
-from tests.harness.kafka import free_port
+from tests.harness.serve import served
 from weir.api import serving_app
 from weir.core.config import Settings
-from weir.serving import Admission, AdmissionGate, SideServer, server_options
+from weir.serving import Admission, AdmissionGate
 
 EVENT = orjson.dumps(
     {"event_name": "signup", "channel": "web", "user_id": "u1", "timestamp": int(time.time())}
@@ -99,20 +98,11 @@ class Served:
 async def serving(settings: Settings, keep_alive: float = 5) -> AsyncIterator[Served]:
     producer = StalledProducer()
     app = Recorder(serving_app(settings, producer=producer, store=IdleStore()))  # type: ignore[arg-type]
-    port = free_port()
-    options = server_options(settings) | {"timeout_keep_alive": keep_alive}
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, **options)
-    server = SideServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server started"
-        await asyncio.sleep(0.01)
-    try:
-        yield Served(port, admission_of(app.app), producer, app)
-    finally:
-        producer.release.set()
-        server.should_exit = True
-        await task
+    async with served(app, settings, timeout_keep_alive=keep_alive) as port:
+        try:
+            yield Served(port, admission_of(app.app), producer, app)
+        finally:
+            producer.release.set()
 
 
 def admission_of(app: ASGIApp) -> Admission:

@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from tests.api.doubles import IdleStore, RecordingProducer
-from tests.harness.kafka import free_port
+from tests.harness.serve import served
 from weir.api import serving_app
 from weir.core.config import Settings
-from weir.serving import SideServer, server_options
 
 # The body's the shorter: its deadline must not wait for the header timer.
 HEADER_TIMEOUT, BODY_TIMEOUT = 2.0, 0.8
@@ -32,16 +30,8 @@ async def port(producer: RecordingProducer, idle_store: IdleStore) -> AsyncItera
         api_header_timeout_seconds=HEADER_TIMEOUT, api_body_timeout_seconds=BODY_TIMEOUT
     )
     app = serving_app(settings, producer=producer, store=idle_store)  # type: ignore[arg-type]
-    chosen = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=chosen, **server_options(settings))
-    server = SideServer(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server started"
-        await asyncio.sleep(0.01)
-    yield chosen
-    server.should_exit = True
-    await task
+    async with served(app, settings) as chosen:
+        yield chosen
 
 
 async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> tuple[bytes, float]:
