@@ -79,7 +79,9 @@ class ConsumerLoop:
         self.stopping = stopping or asyncio.Event()
         self.batch = Batch()
         self.last_flush_at: float | None = None
-        self.connected = False  # the group's client reached Kafka
+        # The group's client started: aiokafka's start returns once the group has assigned this
+        # member partitions, which a rebalance can hold for minutes (another member's flush).
+        self.joined = False
         self._flush_lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
 
@@ -114,7 +116,7 @@ class ConsumerLoop:
         )
         if not started:
             return
-        self.connected = True
+        self.joined = True
         try:
             while not self.stopping.is_set():
                 wait = self.policy.seconds_left(self.batch) if len(self.batch) else 1.0
@@ -132,15 +134,6 @@ class ConsumerLoop:
 
     def stop(self) -> None:
         self.stopping.set()
-
-    def waiting_for(self) -> str | None:
-        """What the loop waits for before it consumes, in plain words; None once its group
-        client has reached Kafka (what the status port's readiness tells). Not the group's
-        assignment: a rebalance may wait up to the rebalance timeout for another member's flush
-        (a store outage), and that is no reason to hold a rollout or count the pod unready."""
-        if not self.connected:
-            return "kafka: not reachable yet (the consumer group's client), retrying"
-        return None
 
     async def flush(self) -> None:
         """Store and commit everything polled so far (waits for a flush in progress first)."""

@@ -29,6 +29,9 @@ READY = {"status": "ready"}
 WAITING_FOR_PRODUCER = "kafka: not reachable yet (the dead letters' producer), retrying"
 
 
+WAITING_FOR_GROUP = "kafka: joining the consumer group"
+
+
 class ConsumerStatus:
     """The consumer as its status port sees it: `loop` is set once the loop exists (after the
     dead letters' producer reached Kafka)."""
@@ -37,8 +40,16 @@ class ConsumerStatus:
         self.loop: ConsumerLoop | None = None
 
     def waiting_for(self) -> str | None:
-        """What the consumer waits for before it consumes; None once it has reached Kafka."""
-        return WAITING_FOR_PRODUCER if self.loop is None else self.loop.waiting_for()
+        """What keeps the consumer from being ready; None once it has reached Kafka. Not the
+        group's assignment: a rebalance may wait up to the rebalance timeout for another
+        member's flush (a store outage), no reason to hold a rollout or count the pod unready
+        (tests/cluster/test_scaling.py scales out while ClickHouse is refused)."""
+        return WAITING_FOR_PRODUCER if self.loop is None else None
+
+    def joined(self) -> ConsumerLoop | None:
+        """The loop once its group client has started (partitions assigned), else None."""
+        loop = self.loop
+        return loop if loop is not None and loop.joined else None
 
 
 async def lag_by_partition(loop: ConsumerLoop) -> dict[str, int]:
@@ -60,9 +71,9 @@ def consumer_status_app(consumer: ConsumerStatus, settings: Settings) -> Starlet
         return Response(body, status_code=503, media_type="application/json")
 
     async def status(request: Request) -> Response:
-        loop, waiting_for = consumer.loop, consumer.waiting_for()
-        if loop is None or waiting_for is not None:
-            return waiting(request, waiting_for or WAITING_FOR_PRODUCER)
+        loop = consumer.joined()
+        if loop is None:  # no lag to tell before the group has assigned partitions
+            return waiting(request, consumer.waiting_for() or WAITING_FOR_GROUP)
         lag = await lag_by_partition(loop)
         body: dict[str, Any] = {
             "group": settings.kafka_consumer_group,
@@ -101,8 +112,8 @@ async def serve_status(consumer: ConsumerStatus, settings: Settings) -> None:
 
     async def refresh_lag() -> None:
         while True:
-            loop = consumer.loop
-            if loop is not None and consumer.waiting_for() is None:
+            loop = consumer.joined()
+            if loop is not None:
                 with contextlib.suppress(Exception):
                     await lag_by_partition(loop)
             await asyncio.sleep(5)
