@@ -4,7 +4,7 @@
 Served from the consumer's start, in its own event loop (unlike the api's, `api/status.py`, it has
 no flood of connections to keep its probes apart from), so that a consumer waiting for Kafka is
 seen as what it is: alive (`/healthz` 200, it retries with backoff: restarting it would only wait
-again) and not ready (`/ready` 503 saying what it waits for) until its clients have reached it.
+again) and not ready (`/ready` 503 saying what it waits for) until its producer has reached it.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from weir.status import status_app
 
 READY = {"status": "ready"}
 WAITING_FOR_PRODUCER = "kafka: not reachable yet (the dead letters' producer), retrying"
-
-
 WAITING_FOR_GROUP = "kafka: joining the consumer group"
 
 
