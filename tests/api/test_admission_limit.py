@@ -1,7 +1,9 @@
 """The adaptive in-flight limit (`LatencyLimit` in weir/serving.py), as pure logic: samples carry
-their own times, so a fake clock drives it. It falls while sends wait past the target, recovers
-when they no longer do, never leaves [floor, ceiling], and ignores the waits of requests admitted
-under an earlier limit. And the samples: the api's sends, as the Ingestor times them."""
+their own times, so a fake clock drives it. It falls while sends wait past the target and its cuts
+shorten the waits (a queue: the wait grows with what is admitted), undoes a cut that did not
+(waits that no cut shortens: a stalled broker, a machine short of CPU), recovers when sends are
+fast again, never leaves [floor, ceiling], and ignores the waits of requests admitted under an
+earlier limit. And the samples: the api's sends, as the Ingestor times them."""
 
 from __future__ import annotations
 
@@ -38,6 +40,14 @@ class FakeTraffic:
         self.now = last + 0.001
         return changed
 
+    def queue(self, per_request: float) -> bool:
+        """One window of sends that wait in a queue: `per_request` for each request admitted
+        (Little's law at a fixed throughput)."""
+        return self.window(latency=per_request * self.limiter.limit)
+
+    def idle(self, seconds: float) -> None:
+        self.now += seconds
+
 
 def limiter(floor: int = 8, ceiling: int = 128) -> tuple[LatencyLimit, FakeTraffic]:
     limit = LatencyLimit(floor, ceiling, TARGET, now=100.0)
@@ -52,15 +62,39 @@ def test_starts_at_the_ceiling_and_stays_there_while_sends_are_fast() -> None:
     assert limit.limit == 128
 
 
-def test_falls_under_rising_latency_down_to_the_floor_and_no_lower() -> None:
+def test_falls_while_its_cuts_shorten_the_waits_down_to_the_floor_and_no_lower() -> None:
     limit, traffic = limiter(floor=8)
     seen = [limit.limit]
     for _ in range(40):
-        traffic.window(latency=0.5)
+        traffic.queue(per_request=1.0 / 128)  # 1 s at the ceiling: twenty times the target
         seen.append(limit.limit)
     assert seen == sorted(seen, reverse=True), "it only falls while every send is slow"
     assert seen[1] == 64, "ten times the target: the deepest cut, by half"
-    assert limit.limit == 8
+    assert limit.limit == 8, "still slow at 8 (62 ms)"
+
+
+def test_a_cut_that_did_not_shorten_the_waits_is_undone_and_not_tried_again_for_a_while() -> None:
+    limit, traffic = limiter(floor=8)
+    assert traffic.window(latency=0.5) and limit.limit == 64
+    assert traffic.window(latency=0.5) and limit.limit == 128, "undone: the waits stayed"
+    held_from = traffic.now
+    while traffic.now < held_from + LatencyLimit.HOLD_SECONDS - 1:
+        assert not traffic.window(latency=0.5), "slow, but a cut would only refuse work"
+    assert limit.limit == 128
+    traffic.idle(1)
+    assert traffic.window(latency=0.5) and limit.limit == 64, "tried again once the hold is over"
+    # Now a queue (0.15 s at 64): the cut halved the wait, so it holds, and the next one follows.
+    assert traffic.queue(per_request=0.3 / 128) and limit.limit == 32
+
+
+def test_a_cut_that_shortened_the_waits_by_half_its_promise_holds() -> None:
+    limit, traffic = limiter()
+    traffic.window(latency=0.5)  # cut to 64: predicts 0.25 s, undone over 0.375
+    assert limit.limit == 64
+    traffic.window(latency=0.37)
+    assert limit.limit == 32, "held, and cut again: still slow"
+    traffic.window(latency=0.37)
+    assert limit.limit == 64, "the next cut shortened nothing: undone, to where it was"
 
 
 def test_a_cut_follows_how_far_the_wait_is_over_the_target() -> None:
@@ -74,7 +108,7 @@ def test_a_cut_follows_how_far_the_wait_is_over_the_target() -> None:
 def test_recovers_to_the_ceiling_once_sends_are_fast_again() -> None:
     limit, traffic = limiter(floor=8)
     for _ in range(40):
-        traffic.window(latency=0.5)
+        traffic.queue(per_request=1.0 / 128)
     assert limit.limit == 8
     seen = [limit.limit]
     for _ in range(60):
