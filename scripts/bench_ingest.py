@@ -232,15 +232,24 @@ async def overload(
             work / "wrk-flood.json",
         )
     )
+    limits: list[float] = []  # the workers' admission limits added up, from the status port
     await asyncio.sleep(2)  # the flood at full size first
-    while not flood.done():
-        for name, (to_port, request) in requests.items():
-            try:
-                answer = await asyncio.wait_for(probe("127.0.0.1", to_port, request), 30)
-                samples[name].append(answer)
-            except (OSError, TimeoutError):
-                samples[name].append((30.0, 30.0, 0))
-        await asyncio.sleep(0.2)
+    async with httpx.AsyncClient(timeout=5, follow_redirects=True) as http:
+        while not flood.done():
+            for name, (to_port, request) in requests.items():
+                try:
+                    answer = await asyncio.wait_for(probe("127.0.0.1", to_port, request), 30)
+                    samples[name].append(answer)
+                except (OSError, TimeoutError):
+                    samples[name].append((30.0, 30.0, 0))
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await http.get(f"http://127.0.0.1:{status_port}/metrics")).text
+                limits += [
+                    float(line.split()[1])
+                    for line in text.splitlines()
+                    if line.startswith("weir_http_admission_limit ")
+                ]
+            await asyncio.sleep(0.2)
     wrk, _ = await flood
     seconds = wrk["duration_us"] / 1e6
     return {
@@ -255,6 +264,7 @@ async def overload(
         "accepted_per_s": round((wrk["requests"] - wrk["non_2xx"]) / seconds, 1),
         "flood_p99_ms": wrk["p99_us"] / 1000,
         **{f"probe_{name}": probe_summary(found) for name, found in samples.items() if found},
+        "admission_limit_mean": round(sum(limits) / len(limits), 1) if limits else None,
     }
 
 
@@ -361,7 +371,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(
             f"{flood['target']:9} overload with {flood['clients']} connections: "
             f"{flood['answers_per_s']:.0f} answers/s, {flood['accepted_per_s']:.0f} accepted/s, "
-            f"{flood['refused_or_failed_fraction']:.0%} refused or failed"
+            f"{flood['refused_or_failed_fraction']:.0%} refused or failed, admission limit "
+            f"(workers added up) mean {flood['admission_limit_mean']}"
         )
         for name in ("health", "status_health", "post_event"):
             found = flood.get(f"probe_{name}")
