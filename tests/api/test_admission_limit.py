@@ -69,7 +69,7 @@ def test_falls_while_its_cuts_shorten_the_waits_down_to_the_floor_and_no_lower()
         traffic.queue(per_request=1.0 / 128)  # 1 s at the ceiling: twenty times the target
         seen.append(limit.limit)
     assert seen == sorted(seen, reverse=True), "it only falls while every send is slow"
-    assert seen[1] == 64, "ten times the target: the deepest cut, by half"
+    assert seen[1] == 64, "twenty times the target: the deepest cut, by half"
     assert limit.limit == 8, "still slow at 8 (62 ms)"
 
 
