@@ -1,7 +1,8 @@
 """Benchmark /metrics at scale: load N events through the real schema and views (generated inside
 chDB with numbers(), not through Python), time the queries module at the store, then `GET /metrics`
 on a running `weir dev` on the same data (a plain client in a child process, one keep-alive
-connection), idle and under 2,000 events/s of ingestion. Every
+connection), idle and under 2,000 events/s of ingestion, with the share of each answer spent in
+the store inside the API (its Server-Timing header). Every
 answer timed is compared to a brute-force recount over the raw table first. Beside the store's
 plan: the raw scan, and for the shapes that read the rollups without channel, the same query
 answered from the per-channel rollups alone (the plan before them). Prints a table and writes
@@ -255,12 +256,13 @@ def params(q: MetricsQuery) -> dict[str, Any]:
 API_WARM_UP = 3
 
 
-def timed_gets(port: int, path: str, repeat: int) -> list[float]:
-    """`repeat` sequential GETs of `path` on one keep-alive connection, ms each. Runs in a child
-    process with a plain blocking client: timed from the bench's own event loop with httpx,
-    the client's CPU (and the load generator's, sharing the loop) added 3-9 ms per request."""
+def timed_gets(port: int, path: str, repeat: int) -> tuple[list[float], list[float]]:
+    """`repeat` sequential GETs of `path` on one keep-alive connection: ms each, and the store's
+    ms of each (its Server-Timing). Runs in a child process with a plain blocking client: timed
+    from the bench's own event loop with httpx, the client's CPU (and the load generator's,
+    sharing the loop) added 3-9 ms per request."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    samples = []
+    samples, in_store = [], []
     for n in range(API_WARM_UP + repeat):
         began = time.perf_counter()
         connection.request("GET", path)
@@ -268,10 +270,12 @@ def timed_gets(port: int, path: str, repeat: int) -> list[float]:
         body = response.read()
         if n >= API_WARM_UP:
             samples.append((time.perf_counter() - began) * 1000)
+            timing = response.getheader("server-timing") or ""
+            in_store.append(float(timing.partition("dur=")[2] or "nan"))
         if response.status != 200:
             raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
     connection.close()
-    return samples
+    return samples, in_store
 
 
 async def through_api(
@@ -290,8 +294,13 @@ async def through_api(
             for name, q in queries.items():
                 query = {k: v for k, v in params(q).items() if v is not None}
                 path = f"/metrics?{urllib.parse.urlencode(query)}"
-                samples = await loop.run_in_executor(client, timed_gets, port, path, repeat)
-                results[name] = summary(samples)
+                samples, in_store = await loop.run_in_executor(
+                    client, timed_gets, port, path, repeat
+                )
+                # The answers' time in the store, inside the API process: the rest is the API's.
+                results[name] = summary(samples) | {
+                    "store_p50_ms": round(statistics.median(in_store), 2)
+                }
             if loader:
                 stop.set()
                 accepted = await loader
@@ -409,7 +418,7 @@ async def main() -> None:
         f"{'query':34} {'raw scan p50/p99':>17} {'per-channel p50/p99':>19} {'store p50/p99':>15}"
     )
     if api:
-        head += f" {'API p50/p99':>13} {'API+ingest p50/p99':>19}"
+        head += f" {'API p50/p99':>13} {'in store p50':>12} {'API+ingest p50/p99':>19}"
     print(head)
     for name, r in store_results.items():
         line = (
@@ -420,6 +429,7 @@ async def main() -> None:
         if api:
             idle, busy = api["idle"][name], api["ingesting"][name]
             line += f" {idle['p50_ms']:>6.1f}/{idle['p99_ms']:<6.1f}"
+            line += f" {idle['store_p50_ms']:>12.1f}"
             line += f" {busy['p50_ms']:>9.1f}/{busy['p99_ms']:<9.1f}"
         print(line)
     if api:

@@ -68,3 +68,15 @@ class EmptyStore(IdleStore):
 
     async def query_rows(self, sql: str, parameters: object = None) -> list[tuple[int, int]]:
         return [(0, 0)]
+
+
+class SlowStore(EmptyStore):
+    """Zero counts after `seconds`: a store whose share of an answer is known."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def query_rows(self, sql: str, parameters: object = None) -> list[tuple[int, int]]:
+        await asyncio.sleep(self.seconds)
+        return await super().query_rows(sql, parameters)

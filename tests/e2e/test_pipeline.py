@@ -123,7 +123,9 @@ async def check_every_view(api: httpx.AsyncClient, truth: dict[str, Any], now: i
                 params["from"] = start
             if end is not None:
                 params["to"] = end
-            body = (await api.get("/metrics", params=params)).json()
+            answered = await api.get("/metrics", params=params)
+            assert answered.headers["server-timing"].startswith("store;dur=")
+            body = answered.json()
             assert (body["total_events"], body["unique_users"]) == expected_metrics(
                 truth, name, start, end
             ), params

@@ -19,7 +19,8 @@ from weir.serving import REQUEST_ID_HEADER, error_body, request_id
 
 # Weir's own and Segment's (analytics.js runs in pages).
 INGESTION_ROUTES = frozenset({"/events", "/events/batch", "/v1/track", "/v1/batch"})
-# What an SDK sends (a key, JSON or NDJSON, maybe gzip) and what it must read on a refusal.
+# What an SDK sends (a key, JSON or NDJSON, maybe gzip) and what it reads back: a refusal's
+# Retry-After and RateLimit-*, the request id, the store's share of a /metrics answer.
 ALLOWED_HEADERS = ("authorization", "content-type", "content-encoding", REQUEST_ID_HEADER)
 EXPOSED_HEADERS = (
     "retry-after",
@@ -27,6 +28,7 @@ EXPOSED_HEADERS = (
     "ratelimit-remaining",
     "ratelimit-reset",
     REQUEST_ID_HEADER,
+    "server-timing",
 )
 PREFLIGHT_MAX_AGE = 600
 
