@@ -36,9 +36,9 @@ from bench_common import (
 from weir.consumer.decode import Decoded, decode
 from weir.consumer.dedupe import not_yet_stored
 from weir.consumer.runner import ConsumerLoop
-from weir.consumer.service import tune_gc
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.core.event import SCHEMA_VERSION, StoredEvent, validate_event
+from weir.runtime import tune_gc
 from weir.store import (
     Store,
     TableSpec,

@@ -16,6 +16,7 @@ from weir.api import check_exposure, serving_app
 from weir.consumer.runner import ConsumerLoop
 from weir.core.config import Settings, StoreBackend, StreamBackend
 from weir.parts import open_parts
+from weir.runtime import tune_gc
 from weir.serving import GracefulServer, server_options
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ async def serve_embedded(settings: Settings) -> None:
         consumer = ConsumerLoop.from_settings(settings, parts.store, parts.spec, parts.producer)
         consumer_task = asyncio.create_task(consumer.run(), name="embedded-consumer")
         app = serving_app(settings, producer=parts.producer, store=parts.store)
+        tune_gc()
         server = GracefulServer(
             uvicorn.Config(app, host=settings.host, port=settings.port, **server_options(settings))
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,6 +17,7 @@ from tests.e2e.processes import get_json, start_weir, wait_until_up
 from tests.harness.kafka import TopicFactory, free_port
 from weir.api.server import available_cpus, worker_count
 from weir.core.config import Settings, StoreBackend
+from weir.runtime import GC_GEN0_THRESHOLD
 
 
 def test_worker_count_follows_the_setting_the_cpus_and_chdb() -> None:
@@ -32,6 +35,23 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = samples.get(name, 0.0) + float(value)
     return samples
+
+
+def test_a_worker_process_collects_garbage_late_with_start_up_frozen() -> None:
+    # In a fresh interpreter, as uvicorn's worker is: a batch's thousands of fresh containers
+    # must not each time trigger collections over the whole heap.
+    probe = (
+        "import gc; from weir.api.server import worker_app; worker_app(); "
+        "print(gc.get_threshold()[0], gc.get_freeze_count())"
+    )
+    env = os.environ | {"WEIR_STORE_BACKEND": "clickhouse", "WEIR_STREAM_BACKEND": "kafka"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    threshold, frozen = (int(n) for n in done.stdout.split())
+    assert threshold == GC_GEN0_THRESHOLD
+    assert frozen > 10_000  # the app and its libraries, out of every collection
 
 
 async def test_two_workers_serve_and_their_metrics_add_up(

@@ -30,6 +30,7 @@ from weir.api.app import serving_app
 from weir.api.auth import check_exposure
 from weir.api.status import Workers, api_status_app
 from weir.core.config import Settings, StoreBackend, get_settings
+from weir.runtime import tune_gc
 from weir.serving import GracefulServer, server_options
 from weir.status import ThreadedStatusServer
 from weir.store import make_store
@@ -71,7 +72,9 @@ def worker_app() -> ASGIApp:
     settings = get_settings()
     configure_logging(settings)
     configure_tracing("weir-api")
-    return serving_app(settings, workers=worker_count(settings))
+    app = serving_app(settings, workers=worker_count(settings))
+    tune_gc()
+    return app
 
 
 def worker_count(settings: Settings) -> int:
@@ -124,6 +127,7 @@ def serve_api(settings: Settings) -> None:
     }
     if workers == 1:  # this process serves (logs and traces are configured by the CLI already)
         server = GracefulServer(uvicorn.Config(serving_app(settings), **options))
+        tune_gc()
 
         def this_worker() -> Workers:
             return Workers(alive=1, serving=int(server.started), expected=1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 
@@ -17,20 +16,10 @@ from weir.consumer.runner import ConsumerLoop, wait_for_stream
 from weir.consumer.status import ConsumerStatus, serve_status
 from weir.core.config import Settings
 from weir.parts import open_parts
+from weir.runtime import tune_gc
 from weir.stream import make_producer
 
 log = logging.getLogger(__name__)
-GC_GEN0_THRESHOLD = 200_000
-
-
-def tune_gc() -> None:
-    """Fewer, later garbage collections. A batch holds tens of thousands of fresh containers
-    (each event's tags and metadata); at the default thresholds the collector ran over them again
-    and again during decoding. Weir's objects form no cycles worth collecting early, and what was
-    allocated at start-up is frozen out of every collection."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
 
 
 async def run_consumer(settings: Settings) -> None:
