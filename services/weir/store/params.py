@@ -13,8 +13,14 @@ import orjson
 
 
 def string_list(name: str) -> str:
-    """The SQL expression for the list passed as parameter `name` (`string_list_value`)."""
-    return f"JSONExtract(unhex({{{name}:String}}), 'Array(String)')"
+    """The set, for `x IN <this>`, of the list passed as parameter `name` (`string_list_value`).
+
+    A subquery, not the array itself: `IN` (or `has`) over a constant array of more than ~25,000
+    strings took the engine 10 s instead of 40 ms (chDB 26.9; measured at 20k, 25k, 30k ids),
+    and a consumer's batch of 30,000 events looks up that many ids. The subquery's set serves
+    the primary key and the skip indexes as the array did (`use_index_for_in_with_subqueries`).
+    """
+    return f"(SELECT arrayJoin(JSONExtract(unhex({{{name}:String}}), 'Array(String)')))"
 
 
 def string_list_value(values: Iterable[str]) -> str:
