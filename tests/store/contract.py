@@ -130,6 +130,19 @@ class StoreContract:
             await store.query_rows("SELECT * FROM no_such_db.no_such_table")
         assert caught.value.code in (60, 81)
 
+    async def test_a_query_is_answered_beside_a_long_one(self, store: Store) -> None:
+        """Statements run side by side, as on a ClickHouse server: a consumer's long insert does
+        not hold up the API's queries (chDB: one engine, a pool of connection handles)."""
+        long = asyncio.create_task(
+            store.query_rows(
+                "SELECT sum(sleepEachRow(0.1)) FROM numbers(30) SETTINGS max_block_size = 1"
+            )
+        )
+        await asyncio.sleep(0.3)  # the long one is running
+        assert await store.query_rows("SELECT 1") == [(1,)]
+        assert not long.done()  # answered while the 3 s statement still ran
+        assert await long == [(0,)]
+
     async def test_migrate_is_idempotent(self, store: Store, table_spec: TableSpec) -> None:
         first = await migrate(store, table_spec)
         # database, raw, users + ranges, edges + view, 4 x (rollup + view)

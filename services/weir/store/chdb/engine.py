@@ -1,8 +1,12 @@
-"""One chDB session per process, used from many threads, with per-call settings.
+"""One chDB engine per process, reached through a small pool of connections, with per-call
+settings.
 
-chDB allows a single data path per process and runs one statement at a time per session, so
-every call takes the engine lock. Per-call settings are applied with SET inside that lock and
-reverted on the next call that does not ask for them, so they never leak between callers.
+chDB allows a single data path per process; since chDB 4 any number of connection handles may be
+open on it, each with its own session state (SET, USE), and queries on different handles run in
+parallel (one handle runs one statement at a time). So a consumer's insert no longer holds up the
+API's queries, nor one HTTP request of the test shim another. Each call takes an idle handle (or
+opens one, up to `MAX_CONNECTIONS`); its settings are applied with SET on that handle and reverted
+on the next call there that does not ask for them, so they never leak between callers.
 Shared by the chDB store and the test HTTP shim.
 """
 
@@ -11,7 +15,8 @@ from __future__ import annotations
 import io
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +28,10 @@ from weir.store.base import StoreError
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _engines: dict[Path, tuple[ChdbEngine, int]] = {}
 _engines_lock = threading.Lock()
+
+# Handles open at most: callers beyond it wait for one. The engine's own threads do the work, so
+# more handles than a few only add contention; a few let a query run beside a long insert.
+MAX_CONNECTIONS = 4
 
 
 def quote(value: str) -> str:
@@ -40,15 +49,30 @@ def escape_parameter(value: str) -> str:
     return value.translate(_ESCAPED)
 
 
-class ChdbEngine:
+class _Connection:
+    """One handle on the engine and the session state set on it; used by one call at a time."""
+
     def __init__(self, path: Path) -> None:
+        self.session: Any = cast(Any, Session)(str(path))  # chdb's API is untyped
+        self.applied: dict[str, str] = {}  # settings SET on this handle, by name
+        self.database = "default"
+
+    def raw(self, sql: str, fmt: str = "CSV", params: Mapping[str, str] | None = None) -> Any:
+        try:
+            return self.session.query(sql, fmt, params=dict(params or {}))
+        except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
+            raise StoreError(str(exc)) from None
+
+
+class ChdbEngine:
+    def __init__(self, path: Path, max_connections: int = MAX_CONNECTIONS) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._session: Any = cast(Any, Session)(str(path))  # chdb's API is untyped
-        self.lock = threading.RLock()
+        self._max_connections = max_connections
+        self._idle = [_Connection(path)]  # the first handle opens the engine on the path
+        self._open = 1
+        self._changed = threading.Condition()  # a handle became idle, or one more may open
         self._defaults: dict[str, str] = {}  # value of each setting before we first SET it
-        self._applied: dict[str, str] = {}
-        self._database = "default"
 
     @classmethod
     def acquire(cls, path: Path) -> ChdbEngine:
@@ -66,26 +90,51 @@ class ChdbEngine:
                 _engines[self.path] = (engine, refs - 1)
                 return
             del _engines[self.path]
-            with self.lock:
-                self._session.close()
+            with self._changed:
+                while len(self._idle) < self._open:  # calls still running: let them finish
+                    self._changed.wait()
+                for connection in self._idle:
+                    connection.session.close()
+                self._idle.clear()
 
-    def _raw(self, sql: str, fmt: str = "CSV", params: Mapping[str, str] | None = None) -> Any:
+    @contextmanager
+    def _connection(
+        self, settings: Mapping[str, str], database: str | None
+    ) -> Iterator[_Connection]:
+        """An idle handle, scoped to these settings and database, for the length of one call."""
+        with self._changed:
+            while not self._idle and self._open >= self._max_connections:
+                self._changed.wait()
+            connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                self._open += 1
+                try:
+                    connection = _Connection(self.path)
+                except BaseException:
+                    self._open -= 1
+                    raise
         try:
-            return self._session.query(sql, fmt, params=dict(params or {}))
-        except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
-            raise StoreError(str(exc)) from None
+            self._scope(connection, settings, database)
+            yield connection
+        finally:
+            with self._changed:
+                self._idle.append(connection)
+                self._changed.notify()
 
-    def _scope(self, settings: Mapping[str, str], database: str | None) -> None:
-        for name in [n for n in self._applied if n not in settings]:
-            self._raw(f"SET {name} = {quote(self._defaults[name])}")
-            del self._applied[name]
+    def _scope(
+        self, connection: _Connection, settings: Mapping[str, str], database: str | None
+    ) -> None:
+        applied = connection.applied
+        for name in [n for n in applied if n not in settings]:
+            connection.raw(f"SET {name} = {quote(self._defaults[name])}")
+            del applied[name]
         for name, value in settings.items():
             if not _SETTING_NAME.match(name):
                 raise StoreError(f"invalid setting name {name!r}", code=115)
-            if self._applied.get(name) == value:
+            if applied.get(name) == value:
                 continue
             if name not in self._defaults:
-                found = self._raw(
+                found = connection.raw(
                     "SELECT value FROM system.settings WHERE name = {n:String}",
                     "ArrowTable",
                     {"n": name},
@@ -93,12 +142,12 @@ class ChdbEngine:
                 if found.num_rows == 0:
                     raise StoreError(f"Code: 115. DB::Exception: Unknown setting {name}", 115)
                 self._defaults[name] = str(found.column(0)[0].as_py())
-            self._raw(f"SET {name} = {quote(value)}")
-            self._applied[name] = value
+            connection.raw(f"SET {name} = {quote(value)}")
+            applied[name] = value
         wanted = database or "default"
-        if wanted != self._database:
-            self._raw(f"USE {wanted}")
-            self._database = wanted
+        if wanted != connection.database:
+            connection.raw(f"USE {wanted}")
+            connection.database = wanted
 
     def execute(
         self,
@@ -108,15 +157,12 @@ class ChdbEngine:
         params: Mapping[str, str] | None = None,
         database: str | None = None,
     ) -> bytes:
-        with self.lock:
-            self._scope(settings or {}, database)
-            result = self._raw(sql, fmt, params)
-            return bytes(result.bytes())
+        with self._connection(settings or {}, database) as connection:
+            return bytes(connection.raw(sql, fmt, params).bytes())
 
     def rows(self, sql: str, params: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
-        with self.lock:
-            self._scope({}, None)
-            table = self._raw(sql, "ArrowTable", params)
+        with self._connection({}, None) as connection:
+            table = connection.raw(sql, "ArrowTable", params)
         columns = [column.to_pylist() for column in table.columns]
         return list(zip(*columns, strict=True)) if columns else []
 
@@ -129,10 +175,9 @@ class ChdbEngine:
         database: str | None = None,
     ) -> int:
         """Run `INSERT INTO t (cols)` with bytes in `fmt` pushed chunk by chunk; rows written."""
-        with self.lock:
-            self._scope(settings or {}, database)
+        with self._connection(settings or {}, database) as connection:
             try:
-                inserter: Any = self._session.send_insert(insert_sql, fmt)
+                inserter: Any = connection.session.send_insert(insert_sql, fmt)
                 with inserter:
                     for chunk in chunks:
                         inserter.append(chunk)
