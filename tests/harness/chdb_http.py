@@ -1,12 +1,13 @@
 """A test double for ClickHouse's HTTP *protocol* around the real engine (chDB).
 
-This is not a ClickHouse server: it hosts one chDB session in one process and implements the
+This is not a ClickHouse server: it hosts one chDB engine in one process and implements the
 subset of the HTTP interface clickhouse-connect uses — `/ping`; the query in the URL or the body;
 `FORMAT Native` results; INSERT with a Native (or any other format's) body; settings such as
 `insert_deduplication_token` as URL parameters; `param_<name>` query parameters; `database`;
 request bodies compressed with lz4/zstd/gzip/deflate; `X-ClickHouse-*` response headers; errors
 as status 500 with ClickHouse's `Code: N. DB::Exception: ...` text. Sessions (`session_id`) are
-accepted and ignored: every request runs in the one engine session, serialized by its lock.
+accepted and ignored: each request runs on an idle handle of the engine's pool, side by side
+with the others, as a server runs them.
 
 It exists so the clickhouse-connect backend runs its real code path in tests, and so several
 consumer processes can share one chDB data path (chDB allows one process per path).
