@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -52,7 +53,7 @@ from weir.store import (
 from weir.stream import Message, Record, local_log, make_producer
 
 PRODUCE_CHUNK = 10_000
-PROFILE = bool(__import__("os").environ.get("WEIR_BENCH_PROFILE"))
+PROFILE = bool(os.environ.get("WEIR_BENCH_PROFILE"))
 
 
 def build_messages(count: int) -> list[Message]:
@@ -109,8 +110,10 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
 
             profiler = cProfile.Profile()
             profiler.enable()
+        rss_before = peak_rss = resident_mib()
         while True:
             await asyncio.sleep(0.02)
+            peak_rss = max(peak_rss, resident_mib())
             if task.done():
                 task.result()
             assigned = loop.consumer.assignment()
@@ -131,8 +134,15 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
         "wall_seconds": wall,
         "cpu_seconds": cpu,
         "join_seconds": join,
+        "rss_growth_mib": peak_rss - rss_before,
         "stored": float(rows[0][0]),
     }
+
+
+def resident_mib() -> float:
+    """This process's resident memory now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def decode_only(messages: list[Message], topic: str) -> tuple[list[Decoded], float, float]:
@@ -188,7 +198,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     try:
         run = await consume_all(settings, store, args.partitions)
         decoded, decode_wall, decode_cpu = decode_only(messages, settings.kafka_topic)
-        insert, dedupe_wall, dedupe_cpu = await insert_only(store, decoded, args.batch)
+        insert, dedupe_wall, dedupe_cpu = await insert_only(store, decoded, settings.batch_max_events)
     finally:
         await store.close()
     if run["stored"] != args.events:
@@ -200,6 +210,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
         "pipeline_wall_seconds": round(run["wall_seconds"], 2),
         "pipeline_cpu_seconds": round(run["cpu_seconds"], 2),
         "group_join_seconds": round(run["join_seconds"], 2),
+        "pipeline_rss_growth_mib": round(run["rss_growth_mib"], 1),
         "decode_only_events_per_s": rate(n, decode_wall),
         "decode_only_events_per_cpu_s": rate(n, decode_cpu),
         "insert_only_events_per_s": rate(n, insert["wall"]),
@@ -210,11 +221,13 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     print(CORES_NOTE)
     print(
         f"stream={settings.stream_backend.value} store=chdb events={n:,} "
-        f"partitions={args.partitions} batch_max_events={args.batch} "
+        f"partitions={args.partitions} batch_max_events={settings.batch_max_events} "
+        f"batch_max_bytes={settings.batch_max_bytes} "
         f"(built in {build_seconds:.1f} s, pre-filled in {prefill_seconds:.1f} s)"
     )
     print("CPU = this process (Python + chDB engine threads); the broker's CPU is not counted")
     print(f"group join (not in the pipeline's time): {run['join_seconds']:.2f} s")
+    print(f"resident memory grew by at most {run['rss_growth_mib']:.0f} MiB during the pipeline")
     print(f"{'step':40} {'events/s wall':>14} {'events/CPU-s':>13}")
     for label, key in (
         ("pipeline (joined loop until lag 0)", "pipeline"),
@@ -234,7 +247,8 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
             "store": "chdb",
             "events": n,
             "partitions": args.partitions,
-            "batch_max_events": args.batch,
+            "batch_max_events": settings.batch_max_events,
+            "batch_max_bytes": settings.batch_max_bytes,
             "prefill_seconds": round(prefill_seconds, 2),
             **figures,
         },
@@ -247,7 +261,7 @@ def compare(args: argparse.Namespace, work: Path) -> None:
     child = ["--events", str(args.events), "--partitions", str(args.partitions)]
     report = compare_with_baseline(
         __file__,
-        [*child, "--batch", str(args.batch)],
+        [*child, *(["--batch", str(args.batch)] if args.batch else [])],
         args.baseline,
         args.rounds,
         work,
@@ -263,7 +277,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000, help="events to pre-fill")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
-    parser.add_argument("--batch", type=int, default=20_000, help="WEIR_BATCH_MAX_EVENTS")
+    parser.add_argument(
+        "--batch", type=int, help="WEIR_BATCH_MAX_EVENTS (default: the settings' own)"
+    )
     parser.add_argument("--stream", choices=["kafka", "local"], default="kafka")
     parser.add_argument("--bootstrap", help="use this Kafka broker instead of starting one")
     parser.add_argument("--baseline", help="also measure this git revision, alternating")
@@ -283,7 +299,7 @@ async def main() -> None:
             "kafka_dlq_topic": f"bench-consumer-{run}.dlq",
             "kafka_consumer_group": f"bench-{run}",
             "kafka_auto_offset_reset": "earliest",
-            "batch_max_events": args.batch,
+            **({"batch_max_events": args.batch} if args.batch else {}),
             "metrics_port": 0,
             "producer_max_pending": PRODUCE_CHUNK * 4,
             "produce_timeout_seconds": 60.0,
