@@ -258,9 +258,9 @@ class StoreContract:
         await assert_stored_once(store, table_spec, 510)  # a new token is a new insert
 
     async def test_large_insert_stored_whole(self, store: Store, table_spec: TableSpec) -> None:
-        # A consumer's batch after an outage: 20,000 events of ~700 bytes, more than one block
-        # of the client's insert stream (clickhouse-connect compresses each block apart). Every
-        # row must land, under the token, in the raw table and every rollup.
+        # A large batch (a consumer's holds up to 100,000): 20,000 events of ~700 bytes, more
+        # than one block of the client's insert stream (clickhouse-connect compresses each block
+        # apart). Every row must land, under the token, in the raw table and every rollup.
         await migrate(store, table_spec)
         events = random_events(random.Random(7), 20_000, recent_start(), DAY)
         data = await columns(store, table_spec, events)
