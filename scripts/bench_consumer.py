@@ -198,7 +198,9 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     try:
         run = await consume_all(settings, store, args.partitions)
         decoded, decode_wall, decode_cpu = decode_only(messages, settings.kafka_topic)
-        insert, dedupe_wall, dedupe_cpu = await insert_only(store, decoded, settings.batch_max_events)
+        insert, dedupe_wall, dedupe_cpu = await insert_only(
+            store, decoded, settings.batch_max_events
+        )
     finally:
         await store.close()
     if run["stored"] != args.events:
