@@ -190,9 +190,9 @@ class Settings(BaseSettings):
 
     # --- consumer --------------------------------------------------------------------------
     # 100,000 events and 64 MiB: a flush costs the engine a fixed amount per insert and per
-    # lookup on top of its per-event work, so a consumer draining a backlog went ~1.3-1.8x faster
-    # than with 20,000 / 16 MiB (scripts/bench_consumer.py, README). Below ~2 batches' worth of
-    # traffic per second the age limit flushes first, so these only matter when there is lag.
+    # lookup on top of its per-event work, so a consumer draining a backlog went 1.41x faster
+    # than with 20,000 / 16 MiB (scripts/bench_consumer.py, README). While a batch fills slower
+    # than that, the age limit flushes it first: the sizes matter only when there is lag.
     batch_max_events: int = Field(100_000, description="Consumer flushes at this many events...")
     batch_max_bytes: int = Field(64 * 1024 * 1024, description="...or this many bytes...")
     batch_max_seconds: float = Field(1.0, description="...or when the oldest is this old.")
