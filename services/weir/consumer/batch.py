@@ -69,9 +69,10 @@ class BatchPolicy:
     def is_due(self, batch: Batch, now: float | None = None) -> bool:
         if not len(batch):
             return False
-        if len(batch) >= self.max_events or batch.size_bytes >= self.max_bytes:
-            return True
-        return self.seconds_left(batch, now) <= 0
+        return self.is_full(batch) or self.seconds_left(batch, now) <= 0
+
+    def is_full(self, batch: Batch) -> bool:
+        return len(batch) >= self.max_events or batch.size_bytes >= self.max_bytes
 
     def seconds_left(self, batch: Batch, now: float | None = None) -> float:
         if batch.opened_at is None:

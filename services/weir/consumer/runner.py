@@ -1,5 +1,11 @@
-"""The consumer loop: poll -> decode -> batch; each full batch is flushed
+"""The consumer loop: poll -> decode -> batch; each due batch is flushed
 (dedupe -> insert -> dead letters -> commit) while polling goes on into the next one.
+
+A batch is due when full or old (`BatchPolicy`). One that is only old while the previous flush is
+still running keeps filling until that flush ends: under lag, batches grow to what arrived during a
+flush (up to full) instead of being cut at the age limit and queued behind it, so each insert and
+lookup is paid for more events; at low traffic a flush ends well within the age limit and nothing
+changes.
 
 Offsets are committed only after the insert succeeded, so a crash at any point redelivers the batch
 and the dedupe step makes the redelivery harmless. At most one flush runs at a time, so batches are
@@ -33,6 +39,9 @@ from weir.stream import (
 )
 
 log = logging.getLogger(__name__)
+
+# How often a batch that is due by age re-checks whether the flush before it has ended.
+IN_FLIGHT_RECHECK_SECONDS = 0.02
 
 ConsumerFactory = Callable[[RebalanceCallback, RebalanceCallback], Consumer]
 
@@ -119,14 +128,13 @@ class ConsumerLoop:
         self.joined = True
         try:
             while not self.stopping.is_set():
-                wait = self.policy.seconds_left(self.batch) if len(self.batch) else 1.0
                 room = max(1, self.policy.max_events - len(self.batch))
                 polled = await self.consumer.getmany(
-                    timeout_ms=max(1, int(wait * 1000)), max_records=room
+                    timeout_ms=self._poll_timeout_ms(), max_records=room
                 )
                 for records in polled.values():
                     self.batch.extend([decode(record) for record in records])
-                if self.policy.is_due(self.batch):
+                if self._should_flush():
                     await self._flush_in_background()
             await self.flush()
         finally:
@@ -134,6 +142,26 @@ class ConsumerLoop:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _flush_in_flight(self) -> bool:
+        return self._flushing is not None and not self._flushing.done()
+
+    def _should_flush(self) -> bool:
+        """Full: flush now (waiting for the flush in flight, the backpressure). Only old: flush
+        once no flush is in flight; until then the batch keeps filling."""
+        if not self.policy.is_due(self.batch):
+            return False
+        return self.policy.is_full(self.batch) or not self._flush_in_flight()
+
+    def _poll_timeout_ms(self) -> int:
+        if not len(self.batch):
+            return 1000
+        wait = self.policy.seconds_left(self.batch)
+        if wait <= 0 and self._flush_in_flight():
+            # Old, waiting for the flush in flight: look at it again soon. Under lag the poll
+            # returns buffered records at once anyway; this bounds the wait when traffic is thin.
+            wait = IN_FLIGHT_RECHECK_SECONDS
+        return max(1, int(wait * 1000))
 
     async def flush(self) -> None:
         """Store and commit everything polled so far (waits for a flush in progress first)."""
