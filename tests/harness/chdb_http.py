@@ -5,7 +5,9 @@ subset of the HTTP interface clickhouse-connect uses — `/ping`; the query in t
 `FORMAT Native` results; INSERT with a Native (or any other format's) body; settings such as
 `insert_deduplication_token` as URL parameters; `param_<name>` query parameters; `database`;
 request bodies compressed with lz4/zstd/gzip/deflate; `X-ClickHouse-*` response headers; errors
-as status 500 with ClickHouse's `Code: N. DB::Exception: ...` text. Sessions (`session_id`) are
+as status 500 with ClickHouse's `Code: N. DB::Exception: ...` text; a URL parameter or form field
+longer than a server's default `http_max_field_value_size` (128 KiB) refused as a server refuses
+it, so code that would send one fails here too. Sessions (`session_id`) are
 accepted and ignored: each request runs on an idle handle of the engine's pool, side by side
 with the others, as a server runs them.
 
@@ -75,6 +77,11 @@ _DECODERS = {
 VERSION = "26.9.0 (chdb HTTP shim)"
 
 
+# ClickHouse's default `http_max_field_value_size` (since 23.6): the longest URL parameter or
+# multipart form field a server takes (query parameters travel as one or the other).
+MAX_FIELD_VALUE_BYTES = 128 * 1024
+
+
 def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
     message = BytesParser(policy=default).parsebytes(
         f"Content-Type: {content_type}\r\n\r\n".encode() + body
@@ -126,6 +133,13 @@ class Handler(BaseHTTPRequestHandler):
             params |= _form_fields(content_type, body)
             body = b""
         query_id = params.get("query_id") or str(uuid.uuid4())
+        if any(len(value.encode()) > MAX_FIELD_VALUE_BYTES for value in params.values()):
+            text = "Code: 1000. DB::Exception: HTML Form Exception: Field value too long"
+            return self._reply(
+                500,
+                f"{text} (version {VERSION})\n".encode(),
+                {"X-ClickHouse-Exception-Code": "1000", "X-ClickHouse-Query-Id": query_id},
+            )
         query = params.get("query")
         if query is None:
             head = _INSERT_IN_BODY.match(body)

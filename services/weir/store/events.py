@@ -10,7 +10,7 @@ import orjson
 
 from weir.core.event import StoredEvent
 from weir.store.base import Store
-from weir.store.params import string_list, string_list_value
+from weir.store.params import string_list
 from weir.store.spec import INSERT_COLUMNS, TableSpec
 
 # deduplicate_blocks_...: a retried insert (same token) is deduplicated in every rollup as well
@@ -69,7 +69,7 @@ async def existing_event_ids(
     (unix seconds, inclusive ranges); with `event_names` they narrow the primary-key ranges, and
     the bloom filter on event_id skips granules within them.
 
-    The ids travel as one `params.string_list`, which made the lookup ~3x faster.
+    The ids travel as `params.string_list` (hex JSON), which made the lookup ~3x faster.
     """
     found: set[str] = set()
     unique = sorted(set(ids))
@@ -84,16 +84,13 @@ async def existing_event_ids(
         bounds |= {f"lo{n}": lo, f"hi{n}": hi}
     chunk = store.max_lookup_ids
     for start in range(0, len(unique), chunk):
+        ids, id_params = string_list("ids", unique[start : start + chunk])
         rows = await store.query_rows(
             f"SELECT event_id FROM {spec.raw_ref} "  # no DISTINCT: the set below is (-30 % CPU)
             "WHERE event_name IN {names:Array(String)} "
             f"AND ({within}) "
-            f"AND event_id IN {string_list('ids')}",
-            {
-                **bounds,
-                "names": sorted(set(event_names)),
-                "ids": string_list_value(unique[start : start + chunk]),
-            },
+            f"AND event_id IN {ids}",
+            {**bounds, "names": sorted(set(event_names)), **id_params},
         )
         found.update(str(row[0]) for row in rows)
     return found

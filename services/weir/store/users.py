@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Collection, Sequence
 
 from weir.store.base import Store
-from weir.store.params import string_list, string_list_value
+from weir.store.params import string_list
 from weir.store.spec import TableSpec
 
 SLOT_SIZE = 4096
@@ -71,10 +71,11 @@ async def winning_uids(store: Store, spec: TableSpec, user_ids: Collection[str])
     unique = sorted(set(user_ids))
     chunk = store.max_lookup_ids
     for start in range(0, len(unique), chunk):
+        ids, id_params = string_list("ids", unique[start : start + chunk])
         rows = await store.query_rows(
             f"SELECT user_id, argMin(uid, _block_number) FROM {spec.users_ref} "
-            f"WHERE user_id IN {string_list('ids')} GROUP BY user_id",
-            {"ids": string_list_value(unique[start : start + chunk])},
+            f"WHERE user_id IN {ids} GROUP BY user_id",
+            id_params,
         )
         found.update((str(user), int(uid)) for user, uid in rows)
     return found
