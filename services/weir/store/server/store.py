@@ -22,8 +22,11 @@ from weir.store.base import Parameters, SettingsMap, StoreError, StoreUnavailabl
 
 
 class ServerStore:
-    # Keeps each query's parameters well under the server's request limits.
-    max_lookup_ids = 5000
+    # A consumer's whole batch per lookup: the ids travel as parameters of at most 120 KiB each
+    # (`params.string_list`, under the server's 128 KiB per field), in one multipart body; one
+    # query instead of twenty reads the batch's time ranges once (lookup alone 1.4x faster at
+    # 300,000 events through tests/harness/chdb_http.py, not a real server).
+    max_lookup_ids = 100_000
 
     def __init__(
         self,
