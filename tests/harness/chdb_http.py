@@ -134,12 +134,7 @@ class Handler(BaseHTTPRequestHandler):
             body = b""
         query_id = params.get("query_id") or str(uuid.uuid4())
         if any(len(value.encode()) > MAX_FIELD_VALUE_BYTES for value in params.values()):
-            text = "Code: 1000. DB::Exception: HTML Form Exception: Field value too long"
-            return self._reply(
-                500,
-                f"{text} (version {VERSION})\n".encode(),
-                {"X-ClickHouse-Exception-Code": "1000", "X-ClickHouse-Query-Id": query_id},
-            )
+            return self._fail(1000, "HTML Form Exception: Field value too long", query_id)
         query = params.get("query")
         if query is None:
             head = _INSERT_IN_BODY.match(body)
@@ -163,15 +158,7 @@ class Handler(BaseHTTPRequestHandler):
                     query = query + "\n" + body.decode()
                 result = engine.execute(query, fmt, settings, bind, database)
         except StoreError as exc:
-            text = str(exc)
-            code = exc.code or 1000
-            if not text.startswith("Code:"):
-                text = f"Code: {code}. DB::Exception: {text}"
-            return self._reply(
-                500,
-                f"{text} (version {VERSION})\n".encode(),
-                {"X-ClickHouse-Exception-Code": str(code), "X-ClickHouse-Query-Id": query_id},
-            )
+            return self._fail(exc.code or 1000, str(exc), query_id)
         summary = {"read_rows": "0", "read_bytes": "0", "written_rows": str(written),
                    "written_bytes": "0", "total_rows_to_read": "0", "result_rows": "0",
                    "result_bytes": str(len(result)), "elapsed_ns": "0"}  # fmt: skip
@@ -182,6 +169,16 @@ class Handler(BaseHTTPRequestHandler):
             "X-ClickHouse-Timezone": "UTC",
             "X-ClickHouse-Summary": json.dumps(summary),
         })  # fmt: skip
+
+    def _fail(self, code: int, text: str, query_id: str) -> None:
+        """An error as a server answers it: status 500, `Code: N. DB::Exception: ...`."""
+        if not text.startswith("Code:"):
+            text = f"Code: {code}. DB::Exception: {text}"
+        self._reply(
+            500,
+            f"{text} (version {VERSION})\n".encode(),
+            {"X-ClickHouse-Exception-Code": str(code), "X-ClickHouse-Query-Id": query_id},
+        )
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
