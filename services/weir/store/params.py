@@ -39,12 +39,17 @@ def string_list(name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
 
 def _hex_parts(values: list[str]) -> list[str]:
     """`values` as hex-encoded JSON arrays of at most MAX_PARAMETER_BYTES each, in order."""
-    whole = orjson.dumps(values).hex()
-    if len(whole) <= MAX_PARAMETER_BYTES:
-        return [whole]
-    # Cut by count at the average size, then halve any part that still came out too long (one
-    # with long or escaped strings): every string is at most a few hundred bytes here.
-    count = max(1, len(values) * MAX_PARAMETER_BYTES // len(whole))
+    # Hex of the JSON: two characters per byte, each string's quotes and comma, the brackets;
+    # an underestimate for escaped or non-ASCII strings, which the halving below absorbs.
+    estimate = 2 * (sum(map(len, values)) + 3 * len(values) + 2)
+    if estimate <= MAX_PARAMETER_BYTES:
+        whole = orjson.dumps(values).hex()
+        if len(whole) <= MAX_PARAMETER_BYTES:
+            return [whole]
+        estimate = len(whole)
+    # Cut by count at the average size (a long list is encoded once, by parts), then halve any
+    # part that still came out too long: every string is at most a few hundred bytes here.
+    count = max(1, len(values) * MAX_PARAMETER_BYTES // estimate)
     parts: list[str] = []
     pending = [values[start : start + count] for start in range(0, len(values), count)]
     pending.reverse()
