@@ -51,5 +51,15 @@ loadtest: setup
 loadtest-quick: setup
 	WEIR_LOADTEST_PROFILE=quick scripts/loadtest.sh
 
+## The usual benchmarks one after another, each under the bench lock (about 10 min; not part of
+## `make test`): ingestion (needs wrk), consumer, freshness, queries at 10M. Each prints its table
+## and writes bench-results/*.json; the README's Measured performance has the commands with baselines.
+BENCH_LOCK = flock /tmp/weir-bench.lock
+bench: setup
+	$(BENCH_LOCK) .venv/bin/python scripts/bench_ingest.py --clients 128 --seconds 20 --batch-sizes 1,500 --overload-clients 1000
+	$(BENCH_LOCK) .venv/bin/python scripts/bench_consumer.py --events 600000
+	$(BENCH_LOCK) .venv/bin/python scripts/bench_freshness.py --seconds 30
+	$(BENCH_LOCK) .venv/bin/python scripts/bench_metrics.py --events 10000000
+
 clean:
 	rm -rf .weir-data bench-results

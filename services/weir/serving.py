@@ -62,6 +62,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "http": protocol,
         "ws": "none",  # no WebSocket routes: an upgrade request is a plain request
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+        "timeout_keep_alive": settings.api_keepalive_timeout_seconds,
     }
 
 

@@ -124,3 +124,26 @@ async def test_no_server_header_and_a_json_400_for_broken_http(port: int) -> Non
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"server:" not in head.lower()
     assert orjson.loads(body)["error"].startswith("request: not valid HTTP/1.1")
+
+
+HEALTH = b"GET /health HTTP/1.1\r\nhost: weir\r\n\r\n"
+
+
+async def test_an_idle_connection_outlives_uvicorns_default_keep_alive(port: int) -> None:
+    """Clients and load balancers keep idle connections for up to a minute or more (Go's 90 s,
+    an AWS ALB's 60 s); a server that closes first races their next request, which then fails
+    with a reset (seen under the load profile at uvicorn's 5 s). So the default is longer."""
+    assert Settings().api_keepalive_timeout_seconds > 90
+    last = HEALTH.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
+    answer, _ = await exchange(port, HEALTH, last, pause=5.5)
+    assert answer.count(b"HTTP/1.1 200 ") == 2
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
+    producer: RecordingProducer, idle_store: IdleStore
+) -> None:
+    settings = Settings(api_keepalive_timeout_seconds=1.0)
+    app = serving_app(settings, producer=producer, store=idle_store)  # type: ignore[arg-type]
+    async with served(app, settings) as chosen:
+        answer, took = await exchange(chosen, HEALTH)  # reads until the server closes
+    assert answer.count(b"HTTP/1.1 200 ") == 1 and 0.9 < took < 2.5

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a client may take to send a request's headers (then: closed).",
     )
+    api_keepalive_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "How long an idle keep-alive connection stays open. Longer than the clients' and "
+            "load balancers' own idle timeouts (Go 90 s, AWS ALB 60 s), so that the client, not "
+            "the server, closes it: a server closing first races the client's next request "
+            "(reset)."
+        ),
+    )
     api_body_timeout_seconds: float = Field(
         30.0,
         gt=0,
