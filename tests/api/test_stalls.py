@@ -19,6 +19,8 @@ from weir.core.config import Settings
 
 # The body's the shorter: its deadline must not wait for the header timer.
 HEADER_TIMEOUT, BODY_TIMEOUT = 2.0, 0.8
+HEALTH = b"GET /health HTTP/1.1\r\nhost: weir\r\n\r\n"
+LAST_HEALTH = HEALTH.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")  # then closed
 EVENT = orjson.dumps(
     {"event_name": "signup", "channel": "web", "user_id": "u1", "timestamp": int(time.time())}
 )
@@ -109,9 +111,7 @@ async def test_a_slow_client_within_the_timeouts_is_served(
     assert answer.startswith(b"HTTP/1.1 202 ")
     assert len(producer.sent) == 1
     # Keep-alive: the deadlines are per request, so three requests 0.5 s apart all succeed.
-    health = b"GET /health HTTP/1.1\r\nhost: weir\r\n\r\n"
-    last = health.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
-    answer, _ = await exchange(port, health, health, last, pause=0.5)
+    answer, _ = await exchange(port, HEALTH, HEALTH, LAST_HEALTH, pause=0.5)
     assert answer.count(b"HTTP/1.1 200 ") == 3
 
 
@@ -126,16 +126,12 @@ async def test_no_server_header_and_a_json_400_for_broken_http(port: int) -> Non
     assert orjson.loads(body)["error"].startswith("request: not valid HTTP/1.1")
 
 
-HEALTH = b"GET /health HTTP/1.1\r\nhost: weir\r\n\r\n"
-
-
 async def test_an_idle_connection_outlives_uvicorns_default_keep_alive(port: int) -> None:
     """Clients and load balancers keep idle connections for up to a minute or more (Go's 90 s,
     an AWS ALB's 60 s); a server that closes first races their next request, which then fails
     with a reset (seen under the load profile at uvicorn's 5 s). So the default is longer."""
     assert Settings().api_keepalive_timeout_seconds > 90
-    last = HEALTH.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
-    answer, _ = await exchange(port, HEALTH, last, pause=5.5)
+    answer, _ = await exchange(port, HEALTH, LAST_HEALTH, pause=5.5)
     assert answer.count(b"HTTP/1.1 200 ") == 2
 
 
