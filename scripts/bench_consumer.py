@@ -3,8 +3,9 @@
 Pre-fills a topic (Kafka via scripts/kafka.sh, or `--stream local`), runs ConsumerLoop until the
 group's lag is 0, and reports events/s by wall time and per CPU-second of this process (chDB's
 engine threads count in it), timed from the group's join (the join, a one-off, is reported apart;
-before this round it was inside the pipeline's time). Then splits the cost: decode() alone and
-insert_events alone. Prints the figures, writes bench-results/consumer.json.
+before this round it was inside the pipeline's time). Then splits the cost: the stream's fetch
+alone (a second group reading the whole topic, records dropped: the floor aiokafka sets), decode()
+alone and insert_events alone. Prints the figures, writes bench-results/consumer.json.
 
 With `--baseline REF` the run alternates, `--rounds` times, between that git revision (a worktree,
 same venv) and the working tree, each as a child process against one broker, and reports the median
@@ -50,7 +51,7 @@ from weir.store import (
     migrate,
     to_columns,
 )
-from weir.stream import Message, Record, local_log, make_producer
+from weir.stream import Message, Record, local_log, make_consumer, make_producer
 
 PRODUCE_CHUNK = 10_000
 PROFILE = bool(os.environ.get("WEIR_BENCH_PROFILE"))
@@ -139,6 +140,29 @@ async def consume_all(settings: Settings, store: Store, partitions: int) -> dict
     }
 
 
+async def fetch_only(settings: Settings, events: int) -> tuple[float, float]:
+    """Read the whole topic as the loop polls it, in a group of its own, and drop the records:
+    what the stream layer (aiokafka's fetch, its record objects, ours) costs before any work."""
+    consumer = make_consumer(
+        settings, settings.kafka_topic, f"{settings.kafka_consumer_group}-fetch"
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        while not consumer.assignment():  # the join, as in the pipeline, is not timed
+            polled = await consumer.getmany(timeout_ms=100, max_records=1)
+            seen += sum(len(records) for records in polled.values())
+        cpu_before, began = time.process_time(), time.perf_counter()
+        while seen < events:
+            polled = await consumer.getmany(timeout_ms=5000, max_records=settings.batch_max_events)
+            if not polled:
+                raise SystemExit(f"fetch only: read {seen} of {events} records, then nothing")
+            seen += sum(len(records) for records in polled.values())
+        return time.perf_counter() - began, time.process_time() - cpu_before
+    finally:
+        await consumer.stop()
+
+
 def resident_mib() -> float:
     """This process's resident memory now (Linux)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -194,6 +218,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     else:
         local_log(settings).topic(settings.kafka_topic, args.partitions)
     prefill_seconds = await prefill(settings, messages)
+    fetch_wall, fetch_cpu = await fetch_only(settings, args.events)
     store = make_store(settings)
     try:
         run = await consume_all(settings, store, args.partitions)
@@ -213,6 +238,8 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
         "pipeline_cpu_seconds": round(run["cpu_seconds"], 2),
         "group_join_seconds": round(run["join_seconds"], 2),
         "pipeline_rss_growth_mib": round(run["rss_growth_mib"], 1),
+        "fetch_only_events_per_s": rate(n, fetch_wall),
+        "fetch_only_events_per_cpu_s": rate(n, fetch_cpu),
         "decode_only_events_per_s": rate(n, decode_wall),
         "decode_only_events_per_cpu_s": rate(n, decode_cpu),
         "insert_only_events_per_s": rate(n, insert["wall"]),
@@ -233,6 +260,7 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
     print(f"{'step':40} {'events/s wall':>14} {'events/CPU-s':>13}")
     for label, key in (
         ("pipeline (joined loop until lag 0)", "pipeline"),
+        ("fetch only (records dropped)", "fetch_only"),
         ("decode only", "decode_only"),
         ("dedupe lookup only (ids all present)", "dedupe_lookup"),
         ("insert only (pre-built columns)", "insert_only"),
