@@ -51,7 +51,12 @@ from weir.store import (
     migrate,
     to_columns,
 )
-from weir.stream import Message, Record, local_log, make_consumer, make_producer
+from weir.stream import Message, local_log, make_consumer, make_producer
+
+try:
+    from weir.stream import PlainRecord
+except ImportError:  # a --baseline revision from before it (1c264d4 and older): same fields
+    from weir.stream import Record as PlainRecord  # type: ignore[assignment]
 
 PRODUCE_CHUNK = 10_000
 PROFILE = bool(os.environ.get("WEIR_BENCH_PROFILE"))
@@ -171,7 +176,8 @@ def resident_mib() -> float:
 
 def decode_only(messages: list[Message], topic: str) -> tuple[list[Decoded], float, float]:
     records = [
-        Record(topic, 0, offset, m.key, m.value, m.headers, 0) for offset, m in enumerate(messages)
+        PlainRecord(topic, 0, offset, m.key, m.value, m.headers, 0)
+        for offset, m in enumerate(messages)
     ]
     cpu_before, began = time.process_time(), time.perf_counter()
     decoded = [d for d in map(decode, records) if isinstance(d, Decoded)]

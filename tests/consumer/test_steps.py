@@ -10,13 +10,15 @@ from weir.consumer.batch import Batch, BatchPolicy
 from weir.consumer.decode import DeadLetter, Decoded, decode, trace_id_of
 from weir.consumer.dedupe import MAX_RANGES, time_ranges, unique_in_batch
 from weir.core.event import EventIn, StoredEvent
-from weir.stream import Record, TopicPartition
+from weir.stream import PlainRecord, Record, TopicPartition
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def record(offset: int, value: bytes, key: bytes | None = None, partition: int = 0) -> Record:
-    return Record("t", partition, offset, key, value, (("traceparent", TRACEPARENT),), 0)
+def record(
+    offset: int, value: bytes | None, key: bytes | None = None, partition: int = 0
+) -> Record:
+    return PlainRecord("t", partition, offset, key, value, (("traceparent", TRACEPARENT),), 0)
 
 
 def stored(user: str = "u", event_id: str | None = None) -> StoredEvent:
@@ -46,6 +48,16 @@ def test_decode_bad_records_become_dead_letters(
 ) -> None:
     outcome = decode(record(0, value, key))
     assert isinstance(outcome, DeadLetter) and reason in outcome.reason
+
+
+def test_a_tombstone_is_a_dead_letter_with_an_empty_value() -> None:
+    """Kafka hands a record without a value (a tombstone) over as None, not as b""."""
+    outcome = decode(record(7, None, b"k"))
+    assert isinstance(outcome, DeadLetter) and "value: not JSON" in outcome.reason
+    batch = Batch()
+    batch.extend([outcome])
+    assert (batch.dead, batch.size_bytes) == ([outcome], 1)  # the key's byte
+    assert dead_letters.to_message(outcome).value == b""
 
 
 def test_trace_id_absent_or_malformed_is_empty() -> None:
@@ -114,6 +126,6 @@ def test_dead_letter_headers_and_replay_strip_them() -> None:
     assert headers[dead_letters.REASON] == b"value: not JSON"
     assert headers[dead_letters.SOURCE_PARTITION] == b"2"
     assert headers[dead_letters.SOURCE_OFFSET] == b"42"
-    as_dead = Record("dlq", 0, 0, message.key, message.value, message.headers, 0)
+    as_dead = PlainRecord("dlq", 0, 0, message.key, message.value, message.headers, 0)
     replayed = dead_letters.replayable(as_dead)
     assert dict(replayed.headers) == {"traceparent": TRACEPARENT} and replayed.key == b"k"

@@ -96,7 +96,7 @@ class StreamContract:
             record = by_value[message.value]
             assert (record.key, record.headers) == (message.key, message.headers)
             assert (record.partition, record.offset) == (delivery.partition, delivery.offset)
-            assert record.timestamp_ms > 1_600_000_000_000
+            assert record.timestamp > 1_600_000_000_000
 
     async def test_order_within_partition_and_same_key_same_partition(
         self, backend: Backend
@@ -153,7 +153,7 @@ class StreamContract:
         consumer = backend.consumer(topic, "flush-on-stop", on_revoked=flush)
         await consumer.start()
         for record in await drain(consumer, 5):
-            read_up_to[record.topic_partition] = record.offset + 1
+            read_up_to[TopicPartition(record.topic, record.partition)] = record.offset + 1
         await consumer.stop()
         again = backend.consumer(topic, "flush-on-stop")
         await again.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -28,7 +29,7 @@ class DeadLetter:
 
 def decode(record: Record) -> Decoded | DeadLetter:
     try:
-        event = StoredEvent.decode(record.value)
+        event = StoredEvent.decode(record.value or b"")  # a tombstone: no event
     except InvalidEvent as error:
         return DeadLetter(record, str(error))
     if record.key is not None and record.key != event.event_id.encode():
@@ -36,14 +37,14 @@ def decode(record: Record) -> Decoded | DeadLetter:
     return Decoded(record, event, traceparent_of(record.headers))
 
 
-def traceparent_of(headers: tuple[tuple[str, bytes], ...]) -> bytes:
+def traceparent_of(headers: Sequence[tuple[str, bytes]]) -> bytes:
     for name, value in headers:
         if name == "traceparent":
             return value
     return b""
 
 
-def trace_id_of(headers: tuple[tuple[str, bytes], ...]) -> str:
+def trace_id_of(headers: Sequence[tuple[str, bytes]]) -> str:
     """The W3C trace id carried by the `traceparent` header, or "" when there is none."""
     for name, value in headers:
         if name == "traceparent":

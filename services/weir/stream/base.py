@@ -55,21 +55,39 @@ class Delivery:
     offset: int
 
 
-class Record(NamedTuple):
-    """What a consumer reads. A named tuple: a consumer builds one per message, and a frozen
-    dataclass costs several times more to build."""
+class Record(Protocol):
+    """What a consumer reads: read-only attributes, so that the Kafka backend hands over
+    aiokafka's own records instead of copying each one (`bench_consumer.py`: the fetch alone
+    80,000-102,000 -> 127,000 records per CPU-second without the copy, the pipeline x1.10).
+    `value` is None for a tombstone; `timestamp` is milliseconds since the epoch."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+class PlainRecord(NamedTuple):
+    """A `Record` built here: the local log's, and what unit tests decode. A named tuple: one
+    per message, and a frozen dataclass costs several times more to build."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int
-
-    @property
-    def topic_partition(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
+    timestamp: int
 
 
 # Rebalance hook: receives the partitions being revoked / assigned. A commit inside

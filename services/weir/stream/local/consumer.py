@@ -7,6 +7,7 @@ import asyncio
 from weir.core.config import Settings
 from weir.stream.base import (
     CommitFailed,
+    PlainRecord,
     RebalanceCallback,
     Record,
     StreamError,
@@ -86,12 +87,12 @@ class LocalConsumer:
         for partition, position in sorted(self._positions.items()):
             if limit <= 0:
                 break
-            records = []
+            records: list[Record] = []
             for index, payload in enumerate(self._segments[partition].read(position, limit)):
                 timestamp_ms, key, value, headers = decode(payload)
                 offset = position + index
                 records.append(
-                    Record(self._topic, partition, offset, key, value, headers, timestamp_ms)
+                    PlainRecord(self._topic, partition, offset, key, value, headers, timestamp_ms)
                 )
             if records:
                 batches[TopicPartition(self._topic, partition)] = records
