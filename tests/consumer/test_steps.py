@@ -15,9 +15,7 @@ from weir.stream import PlainRecord, Record, TopicPartition
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def record(
-    offset: int, value: bytes | None, key: bytes | None = None, partition: int = 0
-) -> Record:
+def record(offset: int, value: bytes, key: bytes | None = None, partition: int = 0) -> Record:
     return PlainRecord("t", partition, offset, key, value, (("traceparent", TRACEPARENT),), 0)
 
 
@@ -48,16 +46,6 @@ def test_decode_bad_records_become_dead_letters(
 ) -> None:
     outcome = decode(record(0, value, key))
     assert isinstance(outcome, DeadLetter) and reason in outcome.reason
-
-
-def test_a_tombstone_is_a_dead_letter_with_an_empty_value() -> None:
-    """Kafka hands a record without a value (a tombstone) over as None, not as b""."""
-    outcome = decode(record(7, None, b"k"))
-    assert isinstance(outcome, DeadLetter) and "value: not JSON" in outcome.reason
-    batch = Batch()
-    batch.extend([outcome])
-    assert (batch.dead, batch.size_bytes) == ([outcome], 1)  # the key's byte
-    assert dead_letters.to_message(outcome).value == b""
 
 
 def test_trace_id_absent_or_malformed_is_empty() -> None:

@@ -32,7 +32,7 @@ class Batch:
         events, dead, size = self.events, self.dead, 0
         for outcome in outcomes:
             record = outcome.record
-            size += len(record.value or b"") + len(record.key or b"")
+            size += len(record.value) + len(record.key or b"")
             if type(outcome) is Decoded:
                 events.append(outcome)
             else:

@@ -34,13 +34,13 @@ def to_message(letter: DeadLetter) -> Message:
         (SOURCE_PARTITION, str(record.partition).encode()),
         (SOURCE_OFFSET, str(record.offset).encode()),
     )
-    return Message(key=record.key, value=record.value or b"", headers=headers)
+    return Message(key=record.key, value=record.value, headers=headers)
 
 
 def replayable(record: Record) -> Message:
     """A dead letter as it was originally produced, for `weir replay-dlq`."""
     headers = tuple(h for h in record.headers if h[0] not in _DLQ_HEADERS)
-    return Message(key=record.key, value=record.value or b"", headers=headers)
+    return Message(key=record.key, value=record.value, headers=headers)
 
 
 async def publish(producer: Producer, topic: str, letters: Sequence[DeadLetter]) -> None:

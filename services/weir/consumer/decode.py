@@ -29,7 +29,7 @@ class DeadLetter:
 
 def decode(record: Record) -> Decoded | DeadLetter:
     try:
-        event = StoredEvent.decode(record.value or b"")  # a tombstone: no event
+        event = StoredEvent.decode(record.value)
     except InvalidEvent as error:
         return DeadLetter(record, str(error))
     if record.key is not None and record.key != event.event_id.encode():

@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.harness.kafka import KafkaBroker, TopicFactory, free_port
 from tests.stream.contract import StreamContract, eventually
@@ -149,6 +150,22 @@ async def test_start_without_a_broker_is_unavailable() -> None:
     settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     with pytest.raises(StreamUnavailable):
         await make_producer(settings).start()
+
+
+async def test_a_tombstone_reads_as_an_empty_value(
+    kafka_settings: Settings, kafka_topic: TopicFactory
+) -> None:
+    """A record without a value (aiokafka's None) is read as b"": `Record.value` is bytes."""
+    topic = await kafka_topic(1)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=b"gone", value=None)
+        await producer.send_and_wait(topic, key=b"kept", value=b"{}")
+    finally:
+        await producer.stop()
+    records = await _read_all(kafka_settings, topic, {b"gone", b"kept"})
+    assert {r.key: r.value for r in records} == {b"gone": b"", b"kept": b"{}"}
 
 
 async def _read_all(settings: Settings, topic: str, expected: set[bytes]) -> list[Record]:

@@ -114,7 +114,12 @@ class KafkaConsumer:
             batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as error:
             raise stream_error(error) from error
-        # aiokafka's records satisfy `Record` as they are: handed over without a copy.
+        # aiokafka's records satisfy `Record` as they are: handed over without a copy, but for
+        # a tombstone's value (None), which becomes b"" as `Record` has it.
+        for records in batches.values():
+            for record in records:
+                if record.value is None:
+                    record.value = b""
         return {
             TopicPartition(tp.topic, tp.partition): records
             for tp, records in batches.items()
